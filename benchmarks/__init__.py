@@ -1,0 +1,1 @@
+"""Reproducible benchmarks, run side by side with real etcd where there is a counterpart."""

@@ -1,0 +1,1 @@
+"""The conformance suite: checks any etcd-API server over the network, never importing impl."""

@@ -1,0 +1,1 @@
+"""Repository-root conftest: makes `tools` importable by the tests (pytest puts this folder on sys.path)."""

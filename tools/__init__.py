@@ -1,0 +1,1 @@
+"""Development tools for etcdref (lint helpers); not part of the installed package."""
