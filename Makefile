@@ -41,7 +41,7 @@ test-deep: $(STAMP)
 
 # Regenerate Python code (and mypy stubs) from etcdpb/**/*.proto; generated files are committed.
 proto: $(STAMP)
-	$(BIN)/python -m grpc_tools.protoc -I . --python_out=. --mypy_out=. \
+	PATH="$(CURDIR)/$(BIN):$$PATH" $(BIN)/python -m grpc_tools.protoc -I . --python_out=. --mypy_out=. \
 		--grpc_python_out=. --mypy_grpc_out=. $(PROTO_FILES)
 
 explore-large: $(STAMP)
