@@ -42,3 +42,18 @@ lease_ttl_seconds_min: Final = -(-(3 * election_timeout_ms) // 2000)
 assert election_ticks >= election_timeout_heartbeats_min, "election must span 5 heartbeats"
 assert request_size_bytes_max < raft_message_size_bytes_max * 2, "a request fits a Raft message"
 assert lease_ttl_seconds_min == 2, "etcd's default minimum TTL with a 1 s election timeout"
+
+# --- MVCC and watch (etcd mvcc/watchable_store.go, v3rpc/watch.go) -------------------------
+watch_batch_revisions_max: Final = 1000  # watchBatchMaxRevs: revisions per catch-up response
+watch_stream_buffer_responses: Final = 128  # chanBufLen: a full buffer makes a watcher a victim
+watch_progress_notify_interval_ms: Final = 10 * 60 * 1000  # --experimental-watch-progress-notify-interval
+watch_fragment_size_bytes: Final = request_size_bytes_max + grpc_overhead_bytes  # split above this
+
+# --- Leases (etcd lease/lessor.go) ------------------------------------------------------------
+lease_ttl_seconds_max: Final = 9_000_000_000  # MaxLeaseTTL: a longer TTL is "too large lease TTL"
+lease_revoke_per_second_max: Final = 1000  # defaultLeaseRevokeRate
+lease_revoke_per_pass_max: Final = lease_revoke_per_second_max // 2  # runLoop checks twice a second
+lease_expiry_check_interval_ms: Final = 500
+
+assert lease_revoke_per_pass_max * 2 == lease_revoke_per_second_max, "two expiry passes a second"
+assert watch_fragment_size_bytes > request_size_bytes_max, "a response may exceed a request"
