@@ -23,6 +23,7 @@ COMMANDS: dict[str, Command] = {
         "models.explore:main",
         "exhaustively explore a small Raft cluster, checking every safety invariant",
     ),
+    "wal": Command("impl.wal.cli:main", "dump or verify an etcd-format WAL directory (etcd 3.4+ or etcdref)"),
 }
 
 

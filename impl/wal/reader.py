@@ -1,0 +1,280 @@
+"""Reading a WAL directory: which segments, in what order, and what their records mean.
+
+`read_wal` never changes the directory; it reports a torn tail so the writer (or `etcdref wal
+verify`) can decide what to do. The rules mirror etcd's `ReadAll` (server/wal/wal.go) and add
+checks etcd does not make, each stated where it is made, so that damage the CRC cannot see
+(the record type is outside the CRC) is still caught.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+from pathlib import Path
+
+import attrs
+from google.protobuf.message import DecodeError
+
+from etcdpb.etcdserverpb import etcdserver_pb2
+from etcdpb.raftpb import raft_pb2
+from etcdpb.walpb import record_pb2
+from impl.wal.errors import WalCorruptError, WalError, WalNotFoundError, WalSnapshotError
+from impl.wal.files import SegmentName, list_segments
+from impl.wal.record import FrameEnd, RecordType, scan_segment
+from impl.wal.types import (
+    EMPTY_HARD_STATE,
+    ZERO_SNAPSHOT,
+    Entry,
+    HardState,
+    SnapshotPoint,
+    WalContents,
+    WalMetadata,
+)
+
+
+class TailState(enum.Enum):
+    """What follows the last valid record of the last segment."""
+
+    CLEAN = "clean"  # zeros (preallocated space) or the end of the file
+    TORN = "torn"  # a torn write: repair cuts it off, keeping a .broken copy
+    GARBAGE = "garbage"  # valid end, then non-zero bytes a torn write left in later sectors
+
+
+@attrs.frozen(slots=True)
+class WalReadResult:
+    """A WAL's contents and what the writer needs to continue it."""
+
+    contents: WalContents
+    segments: tuple[SegmentName, ...]  # the segments read, oldest first
+    tail_path: Path
+    tail_valid_bytes: int  # the offset right after the last valid record of the last segment
+    tail_state: TailState
+    tail_reason: str  # why the tail is not clean ("" when it is)
+    running_crc: int  # the CRC chain after the last valid record
+    snapshot_found: bool
+    last_index: int  # index of the last entry written (0 with none), etcd's w.enti
+
+
+def select_segments(
+    directory: Path, snapshot_index: int, every_segment: bool = False
+) -> list[SegmentName]:
+    """The segments to read for a snapshot at `snapshot_index`: the last one whose first index
+    is at most it, and every later one; sequence numbers must be contiguous (etcd
+    searchIndex and isValidSeq, else `wal: file not found`). `every_segment` selects them all."""
+    if not directory.is_dir():
+        raise WalNotFoundError(f"wal: directory {directory} does not exist")
+    segments = list_segments(directory)
+    if not segments:
+        raise WalNotFoundError(f"wal: no segment files in {directory}")
+    starts = [
+        position for position, name in enumerate(segments) if name.first_index <= snapshot_index
+    ]
+    if every_segment:
+        starts = [0]
+    if not starts:
+        raise WalNotFoundError(
+            f"wal: file not found: no segment in {directory} starts at or before index {snapshot_index}"
+        )
+    selected = segments[starts[-1] :]
+    for previous, current in itertools.pairwise(selected):
+        if current.sequence != previous.sequence + 1:
+            raise WalNotFoundError(
+                f"wal: file not found: sequence jumps from {previous.file_name()} to {current.file_name()}"
+            )
+    return selected
+
+
+@attrs.define
+class _Replay:
+    """The state `read_wal` carries from record to record (mutable, local to one read)."""
+
+    snapshot: SnapshotPoint | None  # None: take the point just before the first entry read
+    metadata: WalMetadata | None = None
+    hard_state: HardState = EMPTY_HARD_STATE
+    entries: list[Entry] = attrs.Factory(list)
+    snapshot_found: bool = False
+    last_index: int = 0
+    entry_term_max: int = 0
+
+
+def read_wal(directory: Path, snapshot: SnapshotPoint | None = ZERO_SNAPSHOT) -> WalReadResult:
+    """Read every record from the snapshot's segment on; raise on anything but a torn tail.
+
+    `snapshot=None` reads every segment in the directory and returns every entry from the
+    first one found, without requiring a snapshot record (for `etcdref wal verify`).
+
+    Mirrors etcd ReadAll: the last hard state wins; entries at or below the snapshot index are
+    skipped; an entry at an index already read replaces it and everything after it (a new
+    leader overwrote an uncommitted suffix). The snapshot record must be found, with the same
+    term (etcd ErrSnapshotNotFound, ErrSnapshotMismatch).
+    """
+    if snapshot is None:
+        segments = select_segments(directory, -1, every_segment=True)
+        replay = _Replay(None, snapshot_found=True)
+    else:
+        segments = select_segments(directory, snapshot.index)
+        replay = _Replay(snapshot)
+    running_crc = 0
+    tail_path = directory / segments[-1].file_name()
+    tail_valid_bytes = 0
+    tail_state, tail_reason = TailState.CLEAN, ""
+    for position, segment in enumerate(segments):
+        path = directory / segment.file_name()
+        is_tail = position == len(segments) - 1
+        buffer = _read_file(path)
+        scan = scan_segment(buffer, running_crc, tail=is_tail)
+        if scan.end is FrameEnd.CORRUPT:
+            raise WalCorruptError(path, scan.end_offset, scan.reason)
+        _check_segment_header(path, scan.records)
+        for offset, record_type, _, data in scan.records:
+            _apply_record(replay, path, offset, record_type, data)
+        running_crc = scan.running_crc
+        if is_tail:
+            tail_valid_bytes = scan.end_offset
+            if scan.end is FrameEnd.TORN:
+                tail_state, tail_reason = TailState.TORN, scan.reason
+            elif buffer.count(0, scan.end_offset) != len(buffer) - scan.end_offset:
+                tail_state, tail_reason = TailState.GARBAGE, "non-zero bytes after the last record"
+    if replay.metadata is None:  # unreachable: _check_segment_header demands one per segment
+        raise WalCorruptError(tail_path, 0, "no metadata record")
+    if not replay.snapshot_found:
+        wanted = snapshot or ZERO_SNAPSHOT
+        raise WalSnapshotError(
+            f"wal: snapshot not found: no snapshot record for index {wanted.index} term {wanted.term}"
+        )
+    contents = WalContents(replay.metadata, replay.hard_state, tuple(replay.entries))
+    return WalReadResult(
+        contents,
+        tuple(segments),
+        tail_path,
+        tail_valid_bytes,
+        tail_state,
+        tail_reason,
+        running_crc,
+        replay.snapshot_found,
+        replay.last_index,
+    )
+
+
+def _read_file(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except OSError as error:
+        raise WalError(f"wal: cannot read {path}: {error.strerror or error}") from None
+
+
+def _check_segment_header(path: Path, records: list[tuple[int, int, int, bytes]]) -> None:
+    """Every segment etcd writes begins with a crc record and then a metadata record (wal.go
+    Create and cut); a segment that does not was damaged or is not a WAL segment."""
+    types = [record_type for _, record_type, _, _ in records[:2]]
+    if types != [RecordType.CRC, RecordType.METADATA]:
+        raise WalCorruptError(
+            path,
+            records[0][0] if records else 0,
+            "segment does not begin with a crc record and a metadata record",
+        )
+
+
+def _apply_record(replay: _Replay, path: Path, offset: int, record_type: int, data: bytes) -> None:
+    """Fold one valid record into the replay state, checking what etcd checks and more."""
+    try:
+        if record_type == RecordType.ENTRY:
+            _apply_entry(replay, path, offset, data)
+        elif record_type == RecordType.STATE:
+            _apply_state(replay, path, offset, data)
+        elif record_type == RecordType.METADATA:
+            _apply_metadata(replay, path, offset, data)
+        elif record_type == RecordType.SNAPSHOT:
+            _apply_snapshot(replay, path, offset, data)
+    except DecodeError:
+        name = RecordType(record_type).name.lower()
+        raise WalCorruptError(path, offset, f"{name} record data does not decode") from None
+
+
+def _apply_entry(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
+    """Entries must continue the log: an index above last+1 leaves a hole, which no etcd WAL
+    has (etcd would index past its slice); terms never decrease along the log (Raft §5.3,
+    log matching). Both catch a record whose type was damaged outside the CRC."""
+    message = raft_pb2.Entry()
+    message.ParseFromString(data)
+    index, term = message.Index, message.Term
+    if index > replay.last_index + 1 and replay.last_index != 0:
+        raise WalCorruptError(
+            path, offset, f"entry index {index} leaves a hole after {replay.last_index}"
+        )
+    if replay.snapshot is None:
+        replay.snapshot = SnapshotPoint(index - 1, 0)
+    snapshot_index = replay.snapshot.index
+    if index > snapshot_index:
+        kept = index - snapshot_index - 1
+        entries = replay.entries
+        if kept < len(entries):
+            del entries[kept:]
+        if kept > len(entries):
+            raise WalCorruptError(
+                path,
+                offset,
+                f"entry index {index} leaves a hole after {snapshot_index + len(entries)}",
+            )
+        previous_term = entries[-1].term if entries else 0
+        if term < previous_term:
+            raise WalCorruptError(
+                path,
+                offset,
+                f"entry {index} has term {term} below the previous entry's {previous_term}",
+            )
+        entries.append(Entry(term, index, message.Type, message.Data))
+    replay.last_index = index
+    replay.entry_term_max = max(replay.entry_term_max, term)
+
+
+def _apply_state(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
+    """The last hard state wins. Raft's term only grows (paper §5.1) and a node persists its
+    term no later than any entry of that term, so a state record with a lower term than an
+    earlier state or entry is damage. etcd writes all three fields, always, so other bytes
+    are not a HardState (a damaged record type can make an entry look like one)."""
+    message = raft_pb2.HardState()
+    message.ParseFromString(data)
+    state = HardState(message.term, message.vote, message.commit)
+    term_floor = max(replay.hard_state.term, replay.entry_term_max)
+    if state.term < term_floor:
+        raise WalCorruptError(
+            path, offset, f"hard state term {state.term} below term {term_floor} already seen"
+        )
+    canonical = raft_pb2.HardState(term=state.term, vote=state.vote, commit=state.commit)
+    if canonical.SerializeToString() != data:
+        raise WalCorruptError(
+            path, offset, "state record is not a raftpb.HardState as etcd writes it"
+        )
+    replay.hard_state = state
+
+
+def _apply_metadata(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
+    """Every segment repeats the same metadata (etcd: `wal: conflicting metadata found`)."""
+    message = etcdserver_pb2.Metadata()
+    message.ParseFromString(data)
+    metadata = WalMetadata(message.NodeID, message.ClusterID)
+    if replay.metadata is not None and metadata != replay.metadata:
+        raise WalCorruptError(
+            path, offset, f"conflicting metadata found: {metadata} after {replay.metadata}"
+        )
+    replay.metadata = metadata
+
+
+def _apply_snapshot(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
+    """The snapshot record at the requested index must have the requested term (etcd
+    ErrSnapshotMismatch)."""
+    message = record_pb2.Snapshot()
+    message.ParseFromString(data)
+    if replay.snapshot is None or replay.snapshot_found:
+        return
+    if message.index == replay.snapshot.index:
+        if message.term != replay.snapshot.term:
+            raise WalSnapshotError(
+                f"wal: snapshot mismatch: {path} offset {offset} records index {message.index} "
+                f"with term {message.term}, expected term {replay.snapshot.term}"
+            )
+        replay.snapshot_found = True
+
+
+__all__ = ["TailState", "WalReadResult", "read_wal", "select_segments"]

@@ -1,0 +1,293 @@
+"""etcd's WAL record framing and CRC chain, and the scanner that reads one segment.
+
+A segment is a sequence of frames. Each frame is
+
+    8-byte little-endian length field | walpb.Record{type, crc, data} | zero padding to 8 bytes
+
+The low 56 bits of the length field hold the record's byte length. When padding is needed its
+most significant byte is `0x80 | pad_bytes`; otherwise that byte is zero. Frames start on
+8-byte boundaries, so the length field never straddles a disk sector and is never torn. A zero
+length field marks the end of the written data (what follows is preallocated space).
+
+Every record's `crc` is CRC-32C (Castagnoli) over the `data` of every record since the start of
+the WAL, this one included: the chain is carried into each new segment by a crc record that
+holds the running value. A crc record read with a running value of 0 (the first segment read)
+adopts its value instead of checking it, so a reader may start at any segment.
+
+The scanner is stricter than etcd where a rule about torn writes allows it to be (a torn write
+loses whole 512-byte sectors, never bits): see `classify_bad_frame`.
+"""
+
+from __future__ import annotations
+
+import enum
+import struct
+import sys
+from collections.abc import Callable
+from typing import Final, cast
+
+import attrs
+import crcmod.predefined
+from google.protobuf.message import DecodeError
+
+from etcdpb.walpb import record_pb2
+
+LENGTH_FIELD_BYTES: Final = 8
+FRAME_ALIGNMENT_BYTES: Final = 8
+SECTOR_BYTES: Final = 512  # etcd's minSectorSize: the unit a torn write loses
+RECORD_LENGTH_MASK: Final = (1 << 56) - 1
+# A record larger than this is damage, never a real record (etcd 3.4 maxWALEntrySizeLimit,
+# 10 MiB; the largest real record is one request of at most 1.5 MiB plus framing).
+RECORD_BYTES_MAX: Final = 10 * 1024 * 1024
+
+
+class RecordType(enum.IntEnum):
+    """walpb.Record.type values (etcd wal.go)."""
+
+    METADATA = 1
+    ENTRY = 2
+    STATE = 3
+    CRC = 4
+    SNAPSHOT = 5
+
+
+def _crc_function_from_c_extension() -> Callable[[bytes | memoryview, int], int]:
+    """CRC-32C from crcmod's C extension; refuse the pure-Python fallback (100x slower)."""
+    crcmod_module = sys.modules["crcmod.crcmod"]
+    if not getattr(crcmod_module, "_usingExtension", False):
+        raise ImportError("crcmod was installed without its C extension; reinstall crcmod")
+    return cast(
+        Callable[[bytes | memoryview, int], int], crcmod.predefined.mkPredefinedCrcFun("crc-32c")
+    )
+
+
+_crc32c: Final = _crc_function_from_c_extension()
+
+
+def crc32c(data: bytes | memoryview, previous: int = 0) -> int:
+    """CRC-32C of `data` continuing from `previous` (Go's crc32.Update with the Castagnoli table)."""
+    return _crc32c(data, previous)
+
+
+_length_field: Final = struct.Struct("<Q")
+
+
+def pad_bytes_for(record_bytes: int) -> int:
+    """Zero bytes that bring a record to the next 8-byte boundary (etcd encodeFrameSize)."""
+    return (FRAME_ALIGNMENT_BYTES - record_bytes % FRAME_ALIGNMENT_BYTES) % FRAME_ALIGNMENT_BYTES
+
+
+def encode_length_field(record_bytes: int) -> int:
+    """The length field for a record: length in the low 56 bits, `0x80|pad` in the top byte."""
+    assert 0 < record_bytes <= RECORD_BYTES_MAX, record_bytes
+    pad = pad_bytes_for(record_bytes)
+    return record_bytes | ((0x80 | pad) << 56) if pad else record_bytes
+
+
+def decode_length_field(value: int) -> tuple[int, int] | None:
+    """(record bytes, pad bytes), or None when the field is not one etcd could have written.
+
+    etcd sets the flag byte exactly when padding is needed, and the pad always equals the one
+    the length implies, so any other combination is damage.
+    """
+    flag_byte = value >> 56
+    record_bytes = value & RECORD_LENGTH_MASK
+    pad = pad_bytes_for(record_bytes)
+    if flag_byte == 0:
+        return (record_bytes, 0) if pad == 0 else None
+    if flag_byte == 0x80 | pad and pad != 0:
+        return record_bytes, pad
+    return None
+
+
+def encode_frame(record_type: int, crc: int, data: bytes | None) -> bytes:
+    """One framed record. `data=None` omits the field, as etcd does for crc records."""
+    record = record_pb2.Record(type=record_type, crc=crc)
+    if data is not None:
+        record.data = data
+    body = record.SerializeToString()
+    pad = pad_bytes_for(len(body))
+    return _length_field.pack(encode_length_field(len(body))) + body + bytes(pad)
+
+
+class FrameEnd(enum.Enum):
+    """How a scan of one segment stopped."""
+
+    END = "end"  # end of file, or a zero length field with only zeros after it in its sector
+    TORN = "torn"  # a frame a torn write explains; the segment's data ends before it
+    CORRUPT = "corrupt"  # damage no torn write explains
+
+
+@attrs.frozen(slots=True)
+class SegmentScan:
+    """The outcome of scanning one segment: its valid records, then where and why it stopped.
+
+    `records` holds (offset, type, crc, data) for every frame up to `end_offset` (data is b""
+    for crc records); `running_crc` is the chain value after the last of them.
+    """
+
+    records: list[tuple[int, int, int, bytes]]
+    end: FrameEnd
+    end_offset: int
+    running_crc: int
+    reason: str = ""
+
+
+def _all_zero(buffer: bytes, start: int, stop: int) -> bool:
+    return buffer.count(0, start, stop) == stop - start
+
+
+_KNOWN_RECORD_TYPES: Final = frozenset(int(record_type) for record_type in RecordType)
+
+
+def scan_segment(buffer: bytes, running_crc: int, tail: bool) -> SegmentScan:
+    """Read frames from the start of a segment, checking framing and the CRC chain.
+
+    Stops at the end of the data, or at the first damaged frame. In the last segment (`tail`)
+    a damaged frame that a torn write explains ends the data (`TORN`); anywhere else any
+    damage is `CORRUPT` (etcd decoder.go: only the last file may hold a torn entry).
+    """
+    records: list[tuple[int, int, int, bytes]] = []
+    append = records.append
+    unpack_length = _length_field.unpack_from
+    crc = _crc32c
+    record = record_pb2.Record()
+    parse = record.ParseFromString
+    known_types = _KNOWN_RECORD_TYPES
+    size = len(buffer)
+    offset = 0
+    while offset + LENGTH_FIELD_BYTES <= size:
+        (value,) = unpack_length(buffer, offset)
+        if value == 0:
+            sector_end = min(size, (offset // SECTOR_BYTES + 1) * SECTOR_BYTES)
+            if not _all_zero(buffer, offset, sector_end):
+                reason = "zero length field followed by data in the same sector"
+                return SegmentScan(records, FrameEnd.CORRUPT, offset, running_crc, reason)
+            return SegmentScan(records, FrameEnd.END, offset, running_crc)
+        record_bytes = value & RECORD_LENGTH_MASK
+        start = offset + LENGTH_FIELD_BYTES
+        problem = ""
+        if decode_length_field(value) is None:
+            problem = f"malformed length field {value:#018x}"
+        elif record_bytes > RECORD_BYTES_MAX or start + record_bytes > size:
+            problem = f"record length {record_bytes} runs past the end of the file or the limit"
+        else:
+            try:
+                parse(buffer[start : start + record_bytes])
+            except DecodeError:
+                problem = "record does not decode as walpb.Record"
+            else:
+                record_type = record.type
+                if record_type not in known_types:
+                    problem = f"unexpected record type {record_type}"
+                elif record_type == RecordType.CRC:
+                    if running_crc != 0 and record.crc != running_crc:
+                        problem = (
+                            f"crc mismatch: crc record holds {record.crc:#010x}, "
+                            f"chain is {running_crc:#010x}"
+                        )
+                    else:
+                        running_crc = record.crc
+                        append((offset, record_type, running_crc, b""))
+                else:
+                    data = record.data
+                    chained = crc(data, running_crc)
+                    if record.crc != chained:
+                        problem = f"crc mismatch: record holds {record.crc:#010x}, chain gives {chained:#010x}"
+                    else:
+                        running_crc = chained
+                        append((offset, record_type, chained, data))
+        if problem:
+            end = classify_bad_frame(buffer, offset, running_crc) if tail else FrameEnd.CORRUPT
+            return SegmentScan(records, end, offset, running_crc, problem)
+        offset = start + record_bytes + ((value >> 56) & 7)
+    if offset < size:
+        end = FrameEnd.TORN if tail else FrameEnd.CORRUPT
+        return SegmentScan(records, end, offset, running_crc, "partial length field at end of file")
+    return SegmentScan(records, FrameEnd.END, offset, running_crc)
+
+
+def classify_bad_frame(buffer: bytes, offset: int, running_crc: int) -> FrameEnd:
+    """Whether a damaged frame in the last segment is a torn write (`TORN`) or damage.
+
+    etcd (decoder.go isTornEntry) calls a bad last-file record torn when any 512-byte-sector
+    chunk of it is all zeros, or when the file ends inside it. A torn write loses whole sectors
+    and never tears the 8-byte length field, so this is stricter in three ways:
+    a malformed length field is damage; a record that is intact under the length its own
+    header implies means the length field was damaged; and a zero chunk only counts when the
+    whole sector is zero, and the sector is not the one holding the length field.
+    """
+    size = len(buffer)
+    (value,) = _length_field.unpack_from(buffer, offset)
+    decoded = decode_length_field(value)
+    if decoded is None:
+        return FrameEnd.CORRUPT
+    record_bytes, _ = decoded
+    if record_bytes > RECORD_BYTES_MAX:
+        return FrameEnd.CORRUPT
+    start = offset + LENGTH_FIELD_BYTES
+    if _intact_under_implied_length(buffer, start, running_crc, record_bytes):
+        return FrameEnd.CORRUPT
+    if start + record_bytes > size:
+        return FrameEnd.TORN
+    first_sector = offset // SECTOR_BYTES + 1
+    last_sector = (start + record_bytes - 1) // SECTOR_BYTES
+    for sector in range(first_sector, last_sector + 1):
+        sector_start = sector * SECTOR_BYTES
+        if _all_zero(buffer, sector_start, min(size, sector_start + SECTOR_BYTES)):
+            return FrameEnd.TORN
+    return FrameEnd.CORRUPT
+
+
+def _read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
+    """(value, next position) of a protobuf varint, or None if it is cut off or too long."""
+    value = 0
+    for shift in range(0, 70, 7):
+        if position >= len(buffer):
+            return None
+        byte = buffer[position]
+        position += 1
+        value |= (byte & 0x7F) << shift
+        if byte < 0x80:
+            return value, position
+    return None
+
+
+def _implied_record_bytes(buffer: bytes, start: int) -> int | None:
+    """The length a walpb.Record starting at `start` has by its own fields, as etcd writes them
+    (type, crc, then data if present), or None if the bytes do not begin such a record."""
+    position = start
+    for expected_tag in (0x08, 0x10):
+        if position >= len(buffer) or buffer[position] != expected_tag:
+            return None
+        varint = _read_varint(buffer, position + 1)
+        if varint is None:
+            return None
+        position = varint[1]
+    if position < len(buffer) and buffer[position] == 0x1A:
+        varint = _read_varint(buffer, position + 1)
+        if varint is None:
+            return None
+        data_bytes, position = varint
+        position += data_bytes
+    return position - start
+
+
+def _intact_under_implied_length(
+    buffer: bytes, start: int, running_crc: int, claimed_bytes: int
+) -> bool:
+    """True when the record at `start` decodes and chains under a length other than the claimed
+    one: the record is whole, so its length field is what was damaged."""
+    implied = _implied_record_bytes(buffer, start)
+    if implied is None or implied == claimed_bytes or start + implied > len(buffer):
+        return False
+    record = record_pb2.Record()
+    try:
+        record.ParseFromString(buffer[start : start + implied])
+    except DecodeError:
+        return False
+    if record.type not in _KNOWN_RECORD_TYPES:
+        return False
+    if record.type == RecordType.CRC:
+        return running_crc == 0 or record.crc == running_crc
+    return record.crc == crc32c(record.data, running_crc)
