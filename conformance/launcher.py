@@ -1,0 +1,259 @@
+"""Start a real etcd cluster (1 or 3 members) on loopback, and stop it reliably.
+
+Every member listens on 127.0.0.1 only, on ports the operating system reported free, with its
+own temporary data directory; the whole directory is removed on `stop` unless asked to keep
+it. Members run in their own process group so a fault (SIGKILL, SIGSTOP/SIGCONT) reaches
+exactly one member, and `stop` always ends with SIGKILL for anything that ignored SIGTERM.
+Readiness and shutdown waits are bounded.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Final
+
+from conformance.client import EtcdClient, RequestFailed
+
+LOOPBACK: Final = "127.0.0.1"
+READY_TIMEOUT_SECONDS: Final = 30.0
+STOP_TIMEOUT_SECONDS: Final = 5.0
+
+
+class LaunchFailed(Exception):
+    """The cluster did not come up; the message names the member and the end of its log."""
+
+
+def free_ports(count: int) -> list[int]:
+    """`count` distinct loopback ports that were free a moment ago (held together, then freed)."""
+    sockets = []
+    try:
+        for _ in range(count):
+            listener = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            listener.bind((LOOPBACK, 0))
+            sockets.append(listener)
+        return [listener.getsockname()[1] for listener in sockets]
+    finally:
+        for listener in sockets:
+            listener.close()
+
+
+@dataclass
+class Member:
+    name: str
+    client_port: int
+    peer_port: int
+    data_directory: Path
+    log_path: Path
+    process: subprocess.Popen[bytes] | None = None
+    log_file: IO[bytes] | None = None
+    paused: bool = False
+
+    @property
+    def client_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.client_port}"
+
+    @property
+    def peer_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.peer_port}"
+
+    @property
+    def endpoint(self) -> str:
+        return f"{LOOPBACK}:{self.client_port}"
+
+    def log_tail(self, line_count: int = 15) -> str:
+        try:
+            lines = self.log_path.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-line_count:])
+
+
+@dataclass
+class LaunchedCluster:
+    """A real etcd cluster on loopback. Use as a context manager, or call start and stop."""
+
+    size: int = 1
+    executable: str = "etcd"
+    extra_flags: tuple[str, ...] = ()
+    keep_data: bool = False
+    members: list[Member] = field(default_factory=list)
+    root: Path | None = None
+
+    def __post_init__(self) -> None:
+        if self.size not in (1, 3, 5):
+            raise ValueError(f"cluster size must be 1, 3 or 5, not {self.size}")
+        if shutil.which(self.executable) is None:
+            raise LaunchFailed(f"{self.executable!r} is not on PATH")
+
+    @property
+    def endpoints(self) -> list[str]:
+        return [member.endpoint for member in self.members]
+
+    def initial_cluster(self) -> str:
+        return ",".join(f"{member.name}={member.peer_url}" for member in self.members)
+
+    def start(self, ready_timeout_seconds: float = READY_TIMEOUT_SECONDS) -> None:
+        self.root = Path(tempfile.mkdtemp(prefix="etcdref-conformance-"))
+        ports = free_ports(2 * self.size)
+        token = f"etcdref-conformance-{uuid.uuid4().hex[:12]}"
+        for index in range(self.size):
+            name = f"member{index}"
+            self.members.append(
+                Member(
+                    name=name,
+                    client_port=ports[2 * index],
+                    peer_port=ports[2 * index + 1],
+                    data_directory=self.root / name / "data",
+                    log_path=self.root / name / "etcd.log",
+                )
+            )
+        self.token = token
+        try:
+            for member in self.members:
+                self.spawn(member, initial_state="new")
+            self.wait_until_ready(ready_timeout_seconds)
+        except BaseException:
+            self.stop()
+            raise
+
+    def command(self, member: Member, initial_state: str) -> list[str]:
+        return [
+            self.executable,
+            "--name", member.name,
+            "--data-dir", str(member.data_directory),
+            "--listen-client-urls", member.client_url,
+            "--advertise-client-urls", member.client_url,
+            "--listen-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-cluster", self.initial_cluster(),
+            "--initial-cluster-state", initial_state,
+            "--initial-cluster-token", self.token,
+            *self.extra_flags,
+        ]  # fmt: skip
+
+    def spawn(self, member: Member, initial_state: str) -> None:
+        member.log_path.parent.mkdir(parents=True, exist_ok=True)
+        member.log_file = open(member.log_path, "ab")  # noqa: SIM115 - closed in stop_member
+        member.process = subprocess.Popen(
+            self.command(member, initial_state),
+            stdin=subprocess.DEVNULL,
+            stdout=member.log_file,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        member.paused = False
+
+    def wait_until_ready(self, timeout_seconds: float, members: list[Member] | None = None) -> None:
+        """Wait until every member answers Status and names a leader."""
+        deadline = time.monotonic() + timeout_seconds
+        for member in members or self.members:
+            with EtcdClient(member.endpoint, timeout_seconds=1.0) as client:
+                while True:
+                    if member.process is not None and member.process.poll() is not None:
+                        raise LaunchFailed(
+                            f"{member.name} exited with status {member.process.returncode}:\n"
+                            f"{member.log_tail()}"
+                        )
+                    try:
+                        if client.status().leader != 0:
+                            break
+                    except RequestFailed:
+                        pass
+                    if time.monotonic() > deadline:
+                        raise LaunchFailed(
+                            f"{member.name} not ready after {timeout_seconds:.0f} s:\n"
+                            f"{member.log_tail()}"
+                        )
+                    time.sleep(0.1)
+
+    # --- Faults --------------------------------------------------------------------------------
+    def kill(self, index: int) -> None:
+        """SIGKILL one member: no chance to flush or say goodbye."""
+        member = self.members[index]
+        if member.process is not None and member.process.poll() is None:
+            if member.paused:
+                os.kill(member.process.pid, signal.SIGCONT)
+            member.process.kill()
+            member.process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        self.close_log(member)
+
+    def restart(self, index: int, ready_timeout_seconds: float = READY_TIMEOUT_SECONDS) -> None:
+        """Start a stopped member again from its data directory."""
+        member = self.members[index]
+        if member.process is not None and member.process.poll() is None:
+            raise ValueError(f"{member.name} is still running")
+        self.spawn(member, initial_state="existing")
+        self.wait_until_ready(ready_timeout_seconds, [member])
+
+    def pause(self, index: int) -> None:
+        member = self.members[index]
+        if member.process is not None and member.process.poll() is None:
+            os.kill(member.process.pid, signal.SIGSTOP)
+            member.paused = True
+
+    def resume(self, index: int) -> None:
+        member = self.members[index]
+        if member.process is not None and member.process.poll() is None:
+            os.kill(member.process.pid, signal.SIGCONT)
+            member.paused = False
+
+    def leader_index(self, timeout_seconds: float = 5.0) -> int | None:
+        """Index of the member that the first reachable member names as leader."""
+        deadline = time.monotonic() + timeout_seconds
+        while time.monotonic() < deadline:
+            for member in self.members:
+                try:
+                    with EtcdClient(member.endpoint, timeout_seconds=0.5) as client:
+                        status = client.status()
+                        members = client.member_list().members
+                except RequestFailed:
+                    continue
+                for index, listed in enumerate(self.members):
+                    if any(
+                        status.leader == entry.ID and listed.name == entry.name
+                        for entry in members
+                    ):
+                        return index
+            time.sleep(0.1)
+        return None
+
+    # --- Shutdown ------------------------------------------------------------------------------
+    def close_log(self, member: Member) -> None:
+        if member.log_file is not None:
+            member.log_file.close()
+            member.log_file = None
+
+    def stop_member(self, member: Member) -> None:
+        process = member.process
+        if process is not None and process.poll() is None:
+            if member.paused:
+                os.kill(process.pid, signal.SIGCONT)
+            process.terminate()
+            try:
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait(timeout=STOP_TIMEOUT_SECONDS)
+        self.close_log(member)
+
+    def stop(self) -> None:
+        for member in self.members:
+            self.stop_member(member)
+        if self.root is not None and not self.keep_data:
+            shutil.rmtree(self.root, ignore_errors=True)
+
+    def __enter__(self) -> LaunchedCluster:
+        self.start()
+        return self
+
+    def __exit__(self, *exception: object) -> None:
+        self.stop()

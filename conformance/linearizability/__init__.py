@@ -1,0 +1,1 @@
+"""Linearizability checking of recorded etcd histories (Wing–Gong/Lowe search, as porcupine)."""

@@ -1,0 +1,145 @@
+"""The sequential specification of one etcd key, as the linearizability search steps it.
+
+etcd's store is a single sequence of revisions shared by all keys, which would forbid
+partitioning a history by key. Every response, however, carries the revision it was applied
+or read at, and the revisions are unique and increase in real time; so this model checks each
+key on its own *with the revisions in its state*, and `revision_order` checks the one
+cross-key fact left: that revisions respect real time across keys. Together they say the
+per-key orders merge, by revision, into one global linearization.
+
+The state of a key (etcd `mvcc` semantics, see the project's wire notes §3.4):
+* absent: value None, create/mod revision 0, version 0 (a delete ends a generation);
+* present: the value, the revision of the last creation, the revision of the last change, and
+  the version (1 on creation, +1 on each put);
+* `revision_floor`: the largest revision any operation on this key has reported so far. A
+  write linearized later must report a larger revision (revisions strictly increase) and a
+  read a revision at least this large (a linearizable read sees the store at or after every
+  earlier operation). This is what lets the responses' revisions prune the search.
+
+An indeterminate write has an unknown revision: its create/mod revision is recorded as None
+("unknown") and adopted from the first read that shows it.
+"""
+
+from __future__ import annotations
+
+from typing import NamedTuple
+
+from conformance.history import Found, Kind, Operation, Status
+
+
+class KeyState(NamedTuple):
+    value: str | None
+    create_revision: int | None  # None: set by a write whose revision we never learned
+    mod_revision: int | None
+    version: int
+    revision_floor: int
+
+
+INITIAL_KEY_STATE = KeyState(None, 0, 0, 0, 0)
+NOTHING: frozenset[KeyState] = frozenset()
+
+
+def step(state: KeyState, operation: Operation) -> frozenset[KeyState]:
+    """Every state the key can be in after `operation` with its recorded response."""
+    if operation.status == Status.INDETERMINATE:
+        return step_indeterminate(state, operation)
+    match operation.kind:
+        case Kind.GET:
+            return step_read(state, operation.revision, operation.found)
+        case Kind.PUT:
+            return step_put(state, operation.value, operation.revision)
+        case Kind.DELETE:
+            return step_delete(state, operation.deleted, operation.revision)
+        case Kind.COMPARE_AND_PUT:
+            return step_compare_and_put(state, operation)
+    raise AssertionError(operation.kind)
+
+
+def step_read(state: KeyState, revision: int, found: Found | None) -> frozenset[KeyState]:
+    """A read at header revision H returns the key as of the latest write, and H never goes
+    below a revision an earlier operation on this key reported (KV-4, KV-5)."""
+    if revision < state.revision_floor:
+        return NOTHING
+    if state.value is None:
+        if found is not None:
+            return NOTHING
+        return frozenset({state._replace(revision_floor=revision)})
+    if found is None or found.value != state.value or found.version != state.version:
+        return NOTHING
+    if found.mod_revision > revision:
+        return NOTHING
+    create_revision = agree(state.create_revision, found.create_revision)
+    mod_revision = agree(state.mod_revision, found.mod_revision)
+    if create_revision is None or mod_revision is None:
+        return NOTHING
+    return frozenset(
+        {KeyState(state.value, create_revision, mod_revision, state.version, revision)}
+    )
+
+
+def agree(known: int | None, observed: int) -> int | None:
+    """The recorded revision if it equals the observed one; the observed one if ours is unknown."""
+    if known is None:
+        return observed
+    return known if known == observed else None
+
+
+def put_result(state: KeyState, value: str, revision: int | None) -> KeyState:
+    floor = state.revision_floor if revision is None else revision
+    if state.value is None:
+        return KeyState(value, revision, revision, 1, floor)
+    return KeyState(value, state.create_revision, revision, state.version + 1, floor)
+
+
+def step_put(state: KeyState, value: str, revision: int) -> frozenset[KeyState]:
+    """A put creates exactly one new revision, above every revision seen before (KV-5, KV-6)."""
+    if revision <= state.revision_floor:
+        return NOTHING
+    return frozenset({put_result(state, value, revision)})
+
+
+def step_delete(state: KeyState, deleted: int, revision: int) -> frozenset[KeyState]:
+    """Deleting a present key creates a revision and a tombstone; deleting an absent key
+    deletes nothing and creates no revision (wire notes §0.4)."""
+    if state.value is None:
+        if deleted != 0 or revision < state.revision_floor:
+            return NOTHING
+        return frozenset({state._replace(revision_floor=revision)})
+    if deleted != 1 or revision <= state.revision_floor:
+        return NOTHING
+    return frozenset({KeyState(None, 0, 0, 0, revision)})
+
+
+def step_compare_and_put(state: KeyState, operation: Operation) -> frozenset[KeyState]:
+    """Txn(If mod_revision == expected Then Put Else Get): the compare decides the branch
+    (KV-9); an absent key compares with mod_revision 0."""
+    if operation.succeeded:
+        if state.mod_revision is not None and state.mod_revision != operation.expected_mod_revision:
+            return NOTHING
+        return step_put(state, operation.value, operation.revision)
+    if state.mod_revision is not None and state.mod_revision == operation.expected_mod_revision:
+        return NOTHING
+    if operation.found is not None and operation.found.mod_revision == operation.expected_mod_revision:
+        return NOTHING
+    return step_read(state, operation.revision, operation.found)
+
+
+def step_indeterminate(state: KeyState, operation: Operation) -> frozenset[KeyState]:
+    """A write with no answer took effect (at some revision we do not know) or did not; the
+    "did not" case is the same as taking effect after every other operation, which the search
+    reaches by placing it last, so only the "took effect" states are produced here."""
+    match operation.kind:
+        case Kind.PUT:
+            return frozenset({put_result(state, operation.value, None)})
+        case Kind.DELETE:
+            return frozenset({KeyState(None, 0, 0, 0, state.revision_floor)})
+        case Kind.COMPARE_AND_PUT:
+            applied = put_result(state, operation.value, None)
+            if state.mod_revision is None:
+                return frozenset({applied, state})
+            if state.mod_revision == operation.expected_mod_revision:
+                return frozenset({applied})
+            return frozenset({state})
+        case Kind.GET:
+            raise AssertionError("a failed read is left out of the history, not indeterminate")
+    raise AssertionError(operation.kind)
