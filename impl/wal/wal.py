@@ -235,12 +235,19 @@ class Wal:
         only when entries were written or term or vote changed (raft.MustSync); cut to a new
         segment once the tail reaches `segment_size_bytes`.
         """
+        self.wait_durable(self.queue_save(hard_state, entries))
+
+    def queue_save(self, hard_state: HardState, entries: Sequence[Entry]) -> int:
+        """Queue a save without waiting and return its ticket for `wait_durable` (0: nothing
+        to write). Saves reach the disk in the order they were queued. This lets a leader send
+        its messages while its own write is in flight (etcd raft.go; Raft thesis §10.2.1);
+        nothing may be acknowledged as durable before `wait_durable(ticket)` returns."""
         with self._condition:
             self._check_writable()
             previous = self._queued_hard_state
             write_state = hard_state != previous and not hard_state.is_empty()
             if not entries and not write_state:
-                return
+                return 0
             must_sync = (
                 bool(entries)
                 or hard_state.term != previous.term
@@ -250,7 +257,7 @@ class Wal:
             self._pending.append(
                 _PendingSave(tuple(entries), hard_state if write_state else None, None)
             )
-            self._enqueue_and_wait(must_sync)
+            return self._take_ticket(must_sync)
 
     def save_snapshot(self, point: SnapshotPoint) -> None:
         """Record that a snapshot at `point` exists; always synced (etcd WAL.SaveSnapshot).
@@ -258,42 +265,50 @@ class Wal:
         with self._condition:
             self._check_writable()
             self._pending.append(_PendingSave((), None, point))
-            self._enqueue_and_wait(must_sync=True)
+            ticket = self._take_ticket(must_sync=True)
+        self.wait_durable(ticket)
 
     def sync(self) -> None:
         """Write what is pending and fdatasync the tail (etcd WAL.Sync)."""
         with self._condition:
             self._check_writable()
-            self._enqueue_and_wait(must_sync=True)
+            ticket = self._take_ticket(must_sync=True)
+        self.wait_durable(ticket)
 
-    def _enqueue_and_wait(self, must_sync: bool) -> None:
-        """Take a ticket for what was just queued and block until it is written (and synced
-        if it had to be). The first waiter that finds no flush running flushes everything
-        queued; the lock is released while it writes, so saves arriving meanwhile queue behind
-        it and share the next fdatasync (group commit)."""
+    def _take_ticket(self, must_sync: bool) -> int:
+        """Number what was just queued; called with the lock held."""
         self._pending_sync = self._pending_sync or must_sync
         self._queued_ticket += 1
-        ticket = self._queued_ticket
-        while self._durable_ticket < ticket:
-            self._check_writable()
-            if self._flushing:
-                self._condition.wait()
-                continue
-            batch, self._pending = self._pending, []
-            batch_sync, self._pending_sync = self._pending_sync, False
-            batch_ticket = self._queued_ticket
-            self._flushing = True
-            self._condition.release()
-            try:
-                failure = self._flush(batch, batch_sync)
-            finally:
-                self._condition.acquire()
-                self._flushing = False
-                self._condition.notify_all()
-            if failure is not None:
-                self._failure = failure
-                raise failure
-            self._durable_ticket = batch_ticket
+        return self._queued_ticket
+
+    def wait_durable(self, ticket: int) -> None:
+        """Block until the save holding `ticket` is written, and synced if it had to be.
+
+        The first waiter that finds no flush running flushes everything queued; the lock is
+        released while it writes, so saves queued meanwhile wait behind it and share the next
+        fdatasync (group commit). A failed flush fails every save in it and all later ones.
+        """
+        with self._condition:
+            while self._durable_ticket < ticket:
+                self._check_writable()
+                if self._flushing:
+                    self._condition.wait()
+                    continue
+                batch, self._pending = self._pending, []
+                batch_sync, self._pending_sync = self._pending_sync, False
+                batch_ticket = self._queued_ticket
+                self._flushing = True
+                self._condition.release()
+                try:
+                    failure = self._flush(batch, batch_sync)
+                finally:
+                    self._condition.acquire()
+                    self._flushing = False
+                    self._condition.notify_all()
+                if failure is not None:
+                    self._failure = failure
+                    raise failure
+                self._durable_ticket = batch_ticket
 
     def _flush(self, batch: list[_PendingSave], must_sync: bool) -> WalError | None:
         """Encode a batch chaining from the last written record, write it with one write, sync
@@ -348,7 +363,7 @@ class Wal:
         """Close the tail and continue in a new segment (etcd WAL.cut)."""
         with self._condition:
             self._check_writable()
-            self._enqueue_and_wait(must_sync=False)
+            self.wait_durable(self._queued_ticket)
             while self._flushing:
                 self._condition.wait()
             self._flushing = True
@@ -474,7 +489,7 @@ class Wal:
                 return
             try:
                 if self._failure is None and self._pending:
-                    self._enqueue_and_wait(must_sync=True)
+                    self.wait_durable(self._take_ticket(must_sync=True))
             finally:
                 self._closed = True
                 os.close(self._tail_descriptor)
