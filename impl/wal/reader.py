@@ -25,6 +25,7 @@ from impl.wal.types import (
     EMPTY_HARD_STATE,
     ZERO_SNAPSHOT,
     Entry,
+    EntryType,
     HardState,
     SnapshotPoint,
     WalContents,
@@ -192,12 +193,22 @@ def _apply_record(replay: _Replay, path: Path, offset: int, record_type: int, da
 
 
 def _apply_entry(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
-    """Entries must continue the log: an index above last+1 leaves a hole, which no etcd WAL
-    has (etcd would index past its slice); terms never decrease along the log (Raft §5.3,
-    log matching). Both catch a record whose type was damaged outside the CRC."""
+    """Entries must continue the log, and be entries as etcd writes them. These checks catch a
+    record whose type was damaged (the type is outside the CRC):
+
+    * indexes start at 1 and never jump past last+1 (a hole; etcd would index past its slice);
+    * an entry may replace a suffix (a new leader overwrote uncommitted entries, etcd ReadAll),
+      but never entries at or below the snapshot, which were committed (Raft §5.4);
+    * terms never decrease along the log (Raft §5.3, log matching);
+    * the type is one raftpb.EntryType knows, written first; conf changes always carry data.
+    """
     message = raft_pb2.Entry()
     message.ParseFromString(data)
-    index, term = message.Index, message.Term
+    index, term, entry_type, payload = message.Index, message.Term, message.Type, message.Data
+    if index == 0 or data[0] != 0x08 or data[1] > EntryType.CONF_CHANGE_V2:
+        raise WalCorruptError(path, offset, "entry record is not a raftpb.Entry as etcd writes it")
+    if entry_type != raft_pb2.EntryNormal and not payload:
+        raise WalCorruptError(path, offset, f"conf-change entry {index} has no data")
     if index > replay.last_index + 1 and replay.last_index != 0:
         raise WalCorruptError(
             path, offset, f"entry index {index} leaves a hole after {replay.last_index}"
@@ -205,27 +216,34 @@ def _apply_entry(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
     if replay.snapshot is None:
         replay.snapshot = SnapshotPoint(index - 1, 0)
     snapshot_index = replay.snapshot.index
-    if index > snapshot_index:
+    entries = replay.entries
+    if index <= snapshot_index:
+        if entries:
+            raise WalCorruptError(
+                path,
+                offset,
+                f"entry {index} rewrites the log at or below snapshot {snapshot_index}",
+            )
+    else:
         kept = index - snapshot_index - 1
-        entries = replay.entries
         if kept < len(entries):
             del entries[kept:]
-        if kept > len(entries):
+        elif kept > len(entries):
             raise WalCorruptError(
                 path,
                 offset,
                 f"entry index {index} leaves a hole after {snapshot_index + len(entries)}",
             )
-        previous_term = entries[-1].term if entries else 0
-        if term < previous_term:
+        if entries and term < entries[-1].term:
             raise WalCorruptError(
                 path,
                 offset,
-                f"entry {index} has term {term} below the previous entry's {previous_term}",
+                f"entry {index} has term {term} below the previous entry's {entries[-1].term}",
             )
-        entries.append(Entry(term, index, message.Type, message.Data))
+        entries.append(Entry(term, index, entry_type, payload))
     replay.last_index = index
-    replay.entry_term_max = max(replay.entry_term_max, term)
+    if term > replay.entry_term_max:
+        replay.entry_term_max = term
 
 
 def _apply_state(replay: _Replay, path: Path, offset: int, data: bytes) -> None:

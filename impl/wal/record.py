@@ -165,20 +165,35 @@ def scan_segment(buffer: bytes, running_crc: int, tail: bool) -> SegmentScan:
                 return SegmentScan(records, FrameEnd.CORRUPT, offset, running_crc, reason)
             return SegmentScan(records, FrameEnd.END, offset, running_crc)
         record_bytes = value & RECORD_LENGTH_MASK
+        pad = (value >> 56) & 7
         start = offset + LENGTH_FIELD_BYTES
+        end = start + record_bytes
         problem = ""
         if decode_length_field(value) is None:
             problem = f"malformed length field {value:#018x}"
-        elif record_bytes > RECORD_BYTES_MAX or start + record_bytes > size:
+        elif record_bytes > RECORD_BYTES_MAX or end + pad > size:
             problem = f"record length {record_bytes} runs past the end of the file or the limit"
+        elif pad and buffer.count(0, end, end + pad) != pad:
+            problem = "non-zero bytes in the padding"
         else:
             try:
-                parse(buffer[start : start + record_bytes])
+                parse(buffer[start:end])
             except DecodeError:
                 problem = "record does not decode as walpb.Record"
             else:
                 record_type = record.type
-                if record_type not in known_types:
+                if buffer[start + 2] != 0x10 or (
+                    buffer[start + 3]
+                    & buffer[start + 4]
+                    & buffer[start + 5]
+                    & buffer[start + 6]
+                    & 0x80
+                    and buffer[start + 7] > 0x0F
+                ):
+                    # etcd writes type (one byte) then crc at start+2; a 5-byte uint32 varint
+                    # ends in a byte below 0x10. Anything else decodes with bits thrown away.
+                    problem = "record header is not encoded as etcd encodes it"
+                elif record_type not in known_types:
                     problem = f"unexpected record type {record_type}"
                 elif record_type == RecordType.CRC:
                     if running_crc != 0 and record.crc != running_crc:
@@ -200,7 +215,7 @@ def scan_segment(buffer: bytes, running_crc: int, tail: bool) -> SegmentScan:
         if problem:
             end = classify_bad_frame(buffer, offset, running_crc) if tail else FrameEnd.CORRUPT
             return SegmentScan(records, end, offset, running_crc, problem)
-        offset = start + record_bytes + ((value >> 56) & 7)
+        offset = end + pad
     if offset < size:
         end = FrameEnd.TORN if tail else FrameEnd.CORRUPT
         return SegmentScan(records, end, offset, running_crc, "partial length field at end of file")
@@ -222,13 +237,13 @@ def classify_bad_frame(buffer: bytes, offset: int, running_crc: int) -> FrameEnd
     decoded = decode_length_field(value)
     if decoded is None:
         return FrameEnd.CORRUPT
-    record_bytes, _ = decoded
+    record_bytes, pad = decoded
     if record_bytes > RECORD_BYTES_MAX:
         return FrameEnd.CORRUPT
     start = offset + LENGTH_FIELD_BYTES
     if _intact_under_implied_length(buffer, start, running_crc, record_bytes):
         return FrameEnd.CORRUPT
-    if start + record_bytes > size:
+    if start + record_bytes + pad > size:
         return FrameEnd.TORN
     first_sector = offset // SECTOR_BYTES + 1
     last_sector = (start + record_bytes - 1) // SECTOR_BYTES
