@@ -13,8 +13,8 @@ changes, events)` or `Rejected(error)` with one of etcd's errors (`spec.errors`)
     range_keys(view, RangeRequest)          -> Outcome[RangeResponse]       read.py
     put(view, PutRequest)                   -> Outcome[PutResponse]         write.py
     delete_range(view, DeleteRangeRequest)  -> Outcome[DeleteRangeResponse] write.py
-    txn(view, TxnRequest)                   -> Outcome[TxnResponse]         txn.py
-    compact(view, CompactionRequest)        -> Outcome[CompactionResponse]  compact.py
+    txn(view, TxnRequest)                   -> Outcome[TxnResponse]         transaction.py
+    compact(view, CompactionRequest)        -> Outcome[CompactionResponse]  compaction.py
     apply_request(view, request)            -> any of the above, by request type
 
 A write happens at `view.current_revision() + 1`; the caller hands `changes` to the store
@@ -30,7 +30,7 @@ any request.
 """
 
 from spec.mvcc.apply import apply_request, validate_request
-from spec.mvcc.compact import compact
+from spec.mvcc.compaction import compact
 from spec.mvcc.key_index import Generation, KeyAt, KeyIndex, key_index_get
 from spec.mvcc.memory import MemoryKeyspace
 from spec.mvcc.messages import (
@@ -68,7 +68,7 @@ from spec.mvcc.revision import (
     lease_none,
     store_revision_initial,
 )
-from spec.mvcc.txn import txn
+from spec.mvcc.transaction import txn
 from spec.mvcc.view import Changes, KeyspaceView, LeaseRecord, Record, RecordId
 from spec.mvcc.write import delete_range, put
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from spec.errors import EtcdError
-from spec.mvcc.compact import compact
+from spec.mvcc.compaction import compact
 from spec.mvcc.messages import (
     CompactionRequest,
     CompactionResponse,
@@ -19,7 +19,7 @@ from spec.mvcc.messages import (
 )
 from spec.mvcc.outcome import Outcome
 from spec.mvcc.read import range_keys, validate_range
-from spec.mvcc.txn import txn, validate_txn_request
+from spec.mvcc.transaction import txn, validate_txn_request
 from spec.mvcc.view import KeyspaceView
 from spec.mvcc.write import delete_range, put, validate_delete_range, validate_put
 
