@@ -40,8 +40,9 @@ def free_port() -> int:
 class RealEtcd:
     """One real etcd member on loopback, stopped by its process id."""
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, extra_flags: tuple[str, ...] = ()) -> None:
         self.data_dir = data_dir
+        self.extra_flags = extra_flags
         self.client_url = f"http://127.0.0.1:{free_port()}"
         self.peer_url = f"http://127.0.0.1:{free_port()}"
         self.process: subprocess.Popen[bytes] | None = None
@@ -51,7 +52,7 @@ class RealEtcd:
             "etcd", "--name", "solo", "--data-dir", str(self.data_dir),
             "--listen-client-urls", self.client_url, "--advertise-client-urls", self.client_url,
             "--listen-peer-urls", self.peer_url, "--initial-advertise-peer-urls", self.peer_url,
-            "--initial-cluster", f"solo={self.peer_url}",
+            "--initial-cluster", f"solo={self.peer_url}", *self.extra_flags,
         ]  # fmt: skip
         log = open(self.data_dir.parent / "etcd.log", "ab")  # noqa: SIM115 - lives with the process
         self.process = subprocess.Popen(command, stdout=log, stderr=log)
