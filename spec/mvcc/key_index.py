@@ -27,7 +27,7 @@ class Generation:
     """One life of a key: created at `created`, written at each of `revisions` (oldest first)."""
 
     version_count: int
-    created: RevisionPair | None
+    created: Revision | None
     revisions: tuple[RevisionPair, ...]
 
     @property
@@ -61,7 +61,7 @@ class KeyAt:
     """What the index knows of a key at one revision: its last write, creation and version."""
 
     modified: RevisionPair
-    created: RevisionPair
+    created: Revision
     version: int
 
 
@@ -79,7 +79,7 @@ def key_index_put(index: KeyIndex | None, key: bytes, revision: RevisionPair) ->
     assert index.key == key
     assert revision > index.modified if _has_revisions(index) else True, "revisions only grow"
     current = index.generations[-1]
-    created = current.created if current.created is not None else revision
+    created = current.created if current.created is not None else revision.main
     grown = Generation(current.version_count + 1, created, (*current.revisions, revision))
     return KeyIndex(key=key, generations=(*index.generations[:-1], grown))
 
@@ -144,9 +144,44 @@ def key_index_compact(
             keep_from = position
     dropped.extend(first.revisions[:keep_from])
     generations[0] = attrs.evolve(first, revisions=first.revisions[keep_from:])
+    if len(generations) > 1 and len(generations[0].revisions) == 1:
+        generations[0] = lone_tombstone_generation(generations[0].revisions[0])
     if len(generations) == 1 and generations[0].is_empty:
         return None, tuple(dropped)
     return KeyIndex(key=index.key, generations=tuple(generations)), tuple(dropped)
+
+
+def lone_tombstone_generation(tombstone: RevisionPair) -> Generation:
+    """An ended life of which compaction kept only the tombstone (kept when it is exactly at the
+    compaction revision). Its version and creation can no longer be read by anyone, and a
+    rebuilt index cannot know them, so both compaction and `key_index_restore` set them to 1
+    and the tombstone's revision."""
+    return Generation(version_count=1, created=tombstone.main, revisions=(tombstone,))
+
+
+def key_index_restore(
+    index: KeyIndex | None,
+    key: bytes,
+    revision: RevisionPair,
+    tombstone: bool,
+    created: Revision,
+    version: int,
+) -> KeyIndex:
+    """Rebuild an index from stored records, oldest first (etcd `keyIndex.restore`).
+
+    Compaction may have dropped the start of a life, so a record that begins one restores the
+    life's creation revision and version from the stored key-value instead of counting.
+    """
+    starts_life = index is None or index.generations[-1].is_empty
+    if not starts_life:
+        assert index is not None
+        if tombstone:
+            return key_index_tombstone(index, revision)
+        return key_index_put(index, key, revision)
+    ended = () if index is None else index.generations[:-1]
+    if tombstone:
+        return KeyIndex(key, (*ended, lone_tombstone_generation(revision), empty_generation()))
+    return KeyIndex(key, (*ended, Generation(version, created, (revision,))))
 
 
 def tombstone_revisions(index: KeyIndex) -> frozenset[RevisionPair]:

@@ -102,7 +102,7 @@ def write_put(overlay: OverlayView, request: PutRequest) -> PutResponse:
     lease = previous.lease if request.ignore_lease and previous is not None else request.lease
     key_value = KeyValue(
         key=request.key,
-        create_revision=revision.main if key_at is None else key_at.created.main,
+        create_revision=revision.main if key_at is None else key_at.created,
         mod_revision=revision.main,
         version=1 if key_at is None else key_at.version + 1,
         value=value,

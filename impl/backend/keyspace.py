@@ -1,0 +1,344 @@
+"""The persisted keyspace: spec.mvcc's `KeyspaceView` over an LMDB file.
+
+LMDB is a copy-on-write B+tree in one memory-mapped file, as bbolt is for etcd. The file holds
+three named databases:
+
+    key    revision (17 or 18 bytes, see records.py) -> marshalled mvccpb.KeyValue
+    lease  lease id (8 bytes)                         -> (id, TTL)
+    meta   format, current_revision, compacted_revision, consistent_index
+
+The key index is not stored: it is rebuilt on open by replaying every record through
+`spec.mvcc.key_index` (as etcd rebuilds its in-memory btree index from the `key` bucket).
+
+**Writes are batched.** `apply(changes)` writes one operation's changes into the batch's open
+write transaction (reads in between see them); `commit(consistent_index)` records the Raft
+index of the last applied entry and commits, all atomically: after a crash the file holds the
+keyspace exactly as of some consistent index, never half a batch. Physical compaction is part
+of the same write (the records a compaction removes are deleted with it). `defragment()`
+copies the live pages to a fresh file and swaps it in.
+
+One thread uses a `LmdbKeyspace`; the writer is also the reader.
+"""
+
+from __future__ import annotations
+
+import bisect
+import os
+import struct
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final
+
+import lmdb
+
+from impl.backend.records import (
+    RecordFormatError,
+    decode_key_value,
+    decode_lease,
+    decode_record,
+    encode_key_value,
+    encode_lease,
+    lease_key,
+    revision_key,
+    revision_key_prefix,
+)
+from spec.mvcc import (
+    Changes,
+    KeyIndex,
+    KeyValue,
+    LeaseId,
+    LeaseRecord,
+    Record,
+    Revision,
+    RevisionPair,
+    compacted_revision_none,
+    lease_none,
+    store_revision_initial,
+)
+from spec.mvcc.key_index import key_index_restore
+
+FORMAT_MARKER: Final = b"etcdref keyspace v1"
+map_size_bytes_default: Final = 10 * 1024**3  # etcd's initial mmap size
+_SIGNED = struct.Struct(">q")
+_META_FORMAT = b"format"
+_META_CURRENT = b"current_revision"
+_META_COMPACTED = b"compacted_revision"
+_META_CONSISTENT_INDEX = b"consistent_index"
+
+
+class BackendError(Exception):
+    """The backend file cannot be used; the message names the file and why."""
+
+
+class _SortedKeys:
+    """Keys in order, with inserts buffered and merged on the next ordered read (cheap bulk loads)."""
+
+    def __init__(self) -> None:
+        self._sorted: list[bytes] = []
+        self._pending: set[bytes] = set()
+
+    def add(self, key: bytes) -> None:
+        self._pending.add(key)
+
+    def remove_all(self, keys: set[bytes]) -> None:
+        self._pending -= keys
+        if keys:
+            self._sorted = [key for key in self._sorted if key not in keys]
+
+    def between(self, start: bytes, end: bytes | None) -> list[bytes]:
+        if self._pending:
+            self._sorted.extend(self._pending)
+            self._sorted.sort()
+            self._pending.clear()
+        low = bisect.bisect_left(self._sorted, start)
+        high = len(self._sorted) if end is None else bisect.bisect_left(self._sorted, end)
+        return self._sorted[low:high]
+
+
+class LmdbKeyspace:
+    """A `KeyspaceView` persisted in one LMDB file, with batched atomic writes."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        sync: bool = True,
+        map_size_bytes: int = map_size_bytes_default,
+    ) -> None:
+        self.path = Path(path)
+        self._sync = sync
+        self._map_size_bytes = map_size_bytes
+        self._batch: Any = None  # the open write transaction of the current batch
+        self._indexes: dict[bytes, KeyIndex] = {}
+        self._keys = _SortedKeys()
+        self._leases: dict[LeaseId, LeaseRecord] = {}
+        self._attached: dict[LeaseId, set[bytes]] = {}
+        self._environment, self._databases = self._open()
+        self._current_revision, self._compacted_revision, self._consistent_index = self._read_meta()
+        self._rebuild()
+
+    # --- opening -------------------------------------------------------------------------------
+    def _open(self) -> tuple[Any, dict[bytes, Any]]:
+        try:
+            environment = lmdb.open(
+                str(self.path),
+                subdir=False,
+                max_dbs=4,
+                map_size=self._map_size_bytes,
+                sync=self._sync,
+                readahead=False,
+            )
+        except lmdb.Error as error:
+            raise BackendError(
+                f"{self.path}: not an etcdref keyspace (LMDB refused it: {error})"
+            ) from error
+        try:
+            with environment.begin(write=True) as transaction:
+                main = transaction.cursor()
+                names = [name for name, _ in main]
+                unexpected = [name for name in names if name not in (b"key", b"lease", b"meta")]
+                if unexpected:
+                    raise BackendError(
+                        f"{self.path}: not an etcdref keyspace (it holds {unexpected!r})"
+                    )
+                databases = {
+                    name: environment.open_db(name, txn=transaction)
+                    for name in (b"key", b"lease", b"meta")
+                }
+                marker = transaction.get(_META_FORMAT, db=databases[b"meta"])
+                if marker is None and names:
+                    raise BackendError(f"{self.path}: not an etcdref keyspace (no format marker)")
+                if marker is None:
+                    transaction.put(_META_FORMAT, FORMAT_MARKER, db=databases[b"meta"])
+                elif marker != FORMAT_MARKER:
+                    raise BackendError(f"{self.path}: unknown keyspace format {marker!r}")
+        except lmdb.Error as error:
+            environment.close()
+            raise BackendError(f"{self.path}: damaged keyspace file ({error})") from error
+        except BackendError:
+            environment.close()
+            raise
+        return environment, databases
+
+    def _read_meta(self) -> tuple[Revision, Revision, int]:
+        with self._environment.begin(db=self._databases[b"meta"]) as transaction:
+            current = transaction.get(_META_CURRENT)
+            compacted = transaction.get(_META_COMPACTED)
+            consistent = transaction.get(_META_CONSISTENT_INDEX)
+        return (
+            Revision(_SIGNED.unpack(current)[0]) if current else store_revision_initial,
+            Revision(_SIGNED.unpack(compacted)[0]) if compacted else compacted_revision_none,
+            _SIGNED.unpack(consistent)[0] if consistent else 0,
+        )
+
+    def _rebuild(self) -> None:
+        """Replay every record into a fresh key index (spec functions), and load the leases."""
+        current_lease: dict[bytes, LeaseId] = {}
+        with self._environment.begin() as transaction:
+            for key, value in transaction.cursor(db=self._databases[b"key"]):
+                try:
+                    record = decode_record(bytes(key), bytes(value))
+                except RecordFormatError as error:
+                    raise BackendError(f"{self.path}: damaged record: {error}") from error
+                self._index_record(record, current_lease)
+            for _, value in transaction.cursor(db=self._databases[b"lease"]):
+                lease = decode_lease(bytes(value))
+                self._leases[lease.id] = lease
+        for key, lease_id in current_lease.items():
+            if lease_id != lease_none:
+                self._attached.setdefault(lease_id, set()).add(key)
+
+    def _index_record(self, record: Record, current_lease: dict[bytes, LeaseId]) -> None:
+        key = record.key_value.key
+        index = self._indexes.get(key)
+        self._indexes[key] = key_index_restore(
+            index,
+            key,
+            record.revision,
+            record.tombstone,
+            record.key_value.create_revision,
+            record.key_value.version,
+        )
+        current_lease[key] = lease_none if record.tombstone else record.key_value.lease
+        if index is None:
+            self._keys.add(key)
+
+    # --- writing ---------------------------------------------------------------------------------
+    def apply(self, changes: Changes) -> None:
+        """Write one operation's changes into the current batch (opened if needed)."""
+        if self._batch is None:
+            self._batch = self._environment.begin(write=True)
+        batch = self._batch
+        records, leases, meta = (self._databases[name] for name in (b"key", b"lease", b"meta"))
+        if changes.revision is not None:
+            assert changes.revision == self._current_revision + 1, "one revision per write"
+            self._current_revision = changes.revision
+            batch.put(_META_CURRENT, _SIGNED.pack(changes.revision), db=meta)
+        for record in changes.records:
+            batch.put(
+                revision_key(record.revision, record.tombstone),
+                encode_key_value(record.key_value),
+                db=records,
+            )
+        for index in changes.key_indexes:
+            if index.key not in self._indexes:
+                self._keys.add(index.key)
+            self._indexes[index.key] = index
+        for move in changes.lease_moves:
+            if move.lease_detached != lease_none:
+                self._attached.get(move.lease_detached, set()).discard(move.key)
+            if move.lease_attached != lease_none:
+                self._attached.setdefault(move.lease_attached, set()).add(move.key)
+        for lease in changes.leases_granted:
+            self._leases[lease.id] = lease
+            batch.put(lease_key(lease.id), encode_lease(lease), db=leases)
+        for lease_id in changes.leases_revoked:
+            del self._leases[lease_id]
+            self._attached.pop(lease_id, None)
+            batch.delete(lease_key(lease_id), db=leases)
+        if changes.compacted_revision is not None:
+            self._compacted_revision = changes.compacted_revision
+            batch.put(_META_COMPACTED, _SIGNED.pack(changes.compacted_revision), db=meta)
+        for record_id in changes.records_removed:
+            deleted = batch.delete(
+                revision_key(record_id.revision, record_id.tombstone), db=records
+            )
+            assert deleted, "compaction removes only stored records"
+        for key in changes.keys_removed:
+            del self._indexes[key]
+        self._keys.remove_all(set(changes.keys_removed))
+
+    def commit(self, consistent_index: int | None = None) -> None:
+        """End the batch: record the consistent index (if given) with it and commit atomically."""
+        if consistent_index is not None:
+            if self._batch is None:
+                self._batch = self._environment.begin(write=True)
+            self._batch.put(
+                _META_CONSISTENT_INDEX, _SIGNED.pack(consistent_index), db=self._databases[b"meta"]
+            )
+            self._consistent_index = consistent_index
+        if self._batch is not None:
+            self._batch.commit()
+            self._batch = None
+
+    def consistent_index(self) -> int:
+        """The Raft index of the last entry whose changes are in the file (0 if none)."""
+        return self._consistent_index
+
+    def close(self) -> None:
+        """Commit the open batch and close the file."""
+        self.commit()
+        self._environment.close()
+
+    def __enter__(self) -> LmdbKeyspace:
+        return self
+
+    def __exit__(
+        self,
+        kind: type[BaseException] | None,
+        error: BaseException | None,
+        trace: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    # --- maintenance -------------------------------------------------------------------------------
+    def defragment(self) -> None:
+        """Copy the live pages into a new file and swap it in (etcd `Defragment`)."""
+        self.commit()
+        temporary = self.path.with_name(self.path.name + ".defrag")
+        temporary.unlink(missing_ok=True)
+        self._environment.copy(str(temporary), compact=True)
+        self._environment.close()
+        os.replace(temporary, self.path)
+        self._environment, self._databases = self._open()
+
+    def size_bytes(self) -> int:
+        """The file's size (etcd Status `dbSize`)."""
+        return self.path.stat().st_size
+
+    def size_in_use_bytes(self) -> int:
+        """Bytes of pages in use (etcd Status `dbSizeInUse`): the file minus its free pages."""
+        information = self._environment.info()
+        page_size = self._environment.stat()["psize"]
+        return int((information["last_pgno"] + 1) * page_size)
+
+    # --- the KeyspaceView protocol ---------------------------------------------------------------
+    def _reader(self) -> Any:
+        return self._batch if self._batch is not None else self._environment.begin()
+
+    def current_revision(self) -> Revision:
+        return self._current_revision
+
+    def compacted_revision(self) -> Revision:
+        return self._compacted_revision
+
+    def key_index(self, key: bytes) -> KeyIndex | None:
+        return self._indexes.get(key)
+
+    def key_indexes(self, start: bytes, end: bytes | None) -> Iterator[KeyIndex]:
+        for key in self._keys.between(start, end):
+            yield self._indexes[key]
+
+    def record(self, revision: RevisionPair) -> KeyValue:
+        data = self._reader().get(revision_key(revision, False), db=self._databases[b"key"])
+        assert data is not None, f"no live record at {revision}"
+        return decode_key_value(bytes(data))
+
+    def records_from(self, revision: Revision) -> Iterator[Record]:
+        reader = self._reader()
+        cursor = reader.cursor(db=self._databases[b"key"])
+        if not cursor.set_range(revision_key_prefix(revision)):
+            return
+        for key, value in cursor:
+            yield decode_record(bytes(key), bytes(value))
+
+    def lease(self, lease: LeaseId) -> LeaseRecord | None:
+        return self._leases.get(lease)
+
+    def leases(self) -> Iterator[LeaseRecord]:
+        for lease_id in sorted(self._leases):
+            yield self._leases[lease_id]
+
+    def keys_attached(self, lease: LeaseId) -> tuple[bytes, ...]:
+        return tuple(sorted(self._attached.get(lease, ())))
