@@ -107,6 +107,7 @@ class Wal:
         self,
         directory: Path,
         lock_descriptor: int,
+        tail_descriptor: int,
         metadata: WalMetadata,
         tail: SegmentName,
         tail_bytes: int,
@@ -121,7 +122,7 @@ class Wal:
         self._lock_descriptor = lock_descriptor
         self._metadata_bytes = _encode_metadata(metadata)
         self._tail = tail
-        self._tail_descriptor = os.open(directory / tail.file_name(), os.O_WRONLY)
+        self._tail_descriptor = tail_descriptor
         self._written_bytes = tail_bytes  # offset in the tail after the last written frame
         # Touched only by the flusher (the thread holding the flushing flag):
         self._written_crc = running_crc  # the CRC chain after the last record written
@@ -180,10 +181,9 @@ class Wal:
             raise describe_os_error("cannot create WAL in", building, error) from None
         lock = _lock_directory(final)
         header_bytes = sum(len(frame) for frame in header)
-        wal = cls(
+        wal = cls._start(
             final, lock, metadata, first, header_bytes, crc, 0, EMPTY_HARD_STATE, segment_size_bytes
         )
-        wal._prepare_next_segment()
         return wal
 
     @classmethod
@@ -212,7 +212,7 @@ class Wal:
                 os.close(lock)
             raise
         contents = result.contents
-        wal = cls(
+        wal = cls._start(
             path,
             lock,
             contents.metadata,
@@ -223,8 +223,41 @@ class Wal:
             contents.hard_state,
             segment_size_bytes,
         )
-        wal._prepare_next_segment()
         return wal, contents
+
+    @classmethod
+    def _start(
+        cls,
+        directory: Path,
+        lock_descriptor: int,
+        metadata: WalMetadata,
+        tail: SegmentName,
+        tail_bytes: int,
+        running_crc: int,
+        last_index: int,
+        hard_state: HardState,
+        segment_size_bytes: int,
+    ) -> Wal:
+        """Open the tail for writing and preallocate the next segment; on failure release
+        every descriptor and raise WalWriteError (a read-only directory ends here)."""
+        tail_path = directory / tail.file_name()
+        try:
+            tail_descriptor = os.open(tail_path, os.O_WRONLY)
+        except OSError as error:
+            os.close(lock_descriptor)
+            raise describe_os_error("cannot open for writing", tail_path, error) from None
+        wal = cls(
+            directory, lock_descriptor, tail_descriptor, metadata, tail, tail_bytes,
+            running_crc, last_index, hard_state, segment_size_bytes,
+        )  # fmt: skip
+        try:
+            wal._prepare_next_segment()
+        except WalError:
+            wal._closed = True
+            os.close(tail_descriptor)
+            os.close(lock_descriptor)
+            raise
+        return wal
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -341,6 +374,7 @@ class Wal:
             if must_sync:
                 self._fdatasync(self._tail_descriptor)
         except OSError as error:
+            self._discard_partial_write()
             return describe_os_error("cannot write", path, error)
         self._written_bytes += len(data)
         self._written_crc = crc
@@ -352,6 +386,19 @@ class Wal:
             except WalError as error:
                 return error
         return None
+
+    def _discard_partial_write(self) -> None:
+        """After a failed write, cut the tail back to its last whole record (best effort).
+
+        A short write (disk full, file size limit) can stop at any byte, leaving a frame torn
+        inside a sector, which a reader cannot tell from a damaged record; truncating always
+        succeeds, even on a full disk. If it fails too, the next open reports the offset.
+        """
+        try:
+            os.ftruncate(self._tail_descriptor, self._written_bytes)
+            os.fsync(self._tail_descriptor)
+        except OSError:
+            pass
 
     def _fdatasync(self, descriptor: int) -> None:
         """The one place appends are made durable (a seam for the ack-before-fsync test)."""

@@ -2,14 +2,15 @@
 
 Usage: python -m tests.impl.wal.crash_child DIR SEED MODE
 MODE `correct` prints an index only after `save` returned (durable). MODE `ack-before-write`
-is the seeded bug: it acknowledges saves at once and writes them ten at a time, as a writer
-that buffers in user space would; the crash test must catch it.
+is the seeded bug: it acknowledges at once and writes what it buffered every 50 ms, as a
+writer with a periodic flush would; the crash test must catch it.
 """
 
 from __future__ import annotations
 
 import random
 import sys
+import time
 from pathlib import Path
 
 from impl.wal import Entry, HardState, Wal, WalNotFoundError
@@ -29,6 +30,7 @@ def main() -> None:
         next_index = 1
     print("ready", flush=True)
     buffered: list[Entry] = []
+    flushed_at = time.monotonic()
     while True:
         batch = [
             Entry(term=1, index=i, data=entry_payload(i, draw.randrange(1, 600)))
@@ -42,9 +44,11 @@ def main() -> None:
         else:
             buffered.extend(batch)
             print(batch[-1].index, flush=True)
-            if len(buffered) >= 100:
+            time.sleep(0.001)
+            if time.monotonic() - flushed_at >= 0.05:
                 wal.save(state, buffered)
                 buffered = []
+                flushed_at = time.monotonic()
 
 
 if __name__ == "__main__":
