@@ -62,6 +62,12 @@ def _crc_function_from_c_extension() -> Callable[[bytes | memoryview, int], int]
 
 
 _crc32c: Final = _crc_function_from_c_extension()
+# The C function and table behind `_crc32c`, called directly in the replay loop (crcmod's
+# wrapper adds a Python call per record): crc = f(data, previous ^ ~0, table) ^ ~0.
+_crc_defaults: Final = cast(tuple[int, bytes, object], _crc32c.__defaults__)
+_crc_c_table: Final = _crc_defaults[1]
+_crc_c_function: Final = cast(Callable[[bytes, int, bytes], int], _crc_defaults[2])
+assert _crc_c_function(b"123456789", 0xFFFFFFFF, _crc_c_table) ^ 0xFFFFFFFF == 0xE3069283
 
 
 def crc32c(data: bytes | memoryview, previous: int = 0) -> int:
@@ -146,80 +152,122 @@ def scan_segment(buffer: bytes, running_crc: int, tail: bool) -> SegmentScan:
     Stops at the end of the data, or at the first damaged frame. In the last segment (`tail`)
     a damaged frame that a torn write explains ends the data (`TORN`); anywhere else any
     damage is `CORRUPT` (etcd decoder.go: only the last file may hold a torn entry).
+
+    This loop is the replay hot path, so it only accepts or rejects; `frame_problem` says
+    why a frame was rejected, check by check.
     """
     records: list[tuple[int, int, int, bytes]] = []
     append = records.append
-    unpack_length = _length_field.unpack_from
-    crc = _crc32c
+    unpack = _length_field.unpack_from
+    crc_update = _crc_c_function
+    crc_table = _crc_c_table
     record = record_pb2.Record()
     parse = record.ParseFromString
     known_types = _KNOWN_RECORD_TYPES
+    crc_type = RecordType.CRC
+    mask = RECORD_LENGTH_MASK
     size = len(buffer)
     offset = 0
     while offset + LENGTH_FIELD_BYTES <= size:
-        (value,) = unpack_length(buffer, offset)
+        (value,) = unpack(buffer, offset)
         if value == 0:
             sector_end = min(size, (offset // SECTOR_BYTES + 1) * SECTOR_BYTES)
             if not _all_zero(buffer, offset, sector_end):
                 reason = "zero length field followed by data in the same sector"
                 return SegmentScan(records, FrameEnd.CORRUPT, offset, running_crc, reason)
             return SegmentScan(records, FrameEnd.END, offset, running_crc)
-        record_bytes = value & RECORD_LENGTH_MASK
-        pad = (value >> 56) & 7
+        record_bytes = value & mask
+        flag = value >> 56
+        pad = flag & 7
+        pad_needed = -record_bytes & 7
         start = offset + LENGTH_FIELD_BYTES
         end = start + record_bytes
-        problem = ""
-        if decode_length_field(value) is None:
-            problem = f"malformed length field {value:#018x}"
-        elif record_bytes > RECORD_BYTES_MAX or end + pad > size:
-            problem = f"record length {record_bytes} runs past the end of the file or the limit"
-        elif pad and buffer.count(0, end, end + pad) != pad:
-            problem = "non-zero bytes in the padding"
-        else:
-            try:
-                parse(buffer[start:end])
-            except DecodeError:
-                problem = "record does not decode as walpb.Record"
-            else:
-                record_type = record.type
-                if buffer[start + 2] != 0x10 or (
-                    buffer[start + 3]
-                    & buffer[start + 4]
-                    & buffer[start + 5]
-                    & buffer[start + 6]
-                    & 0x80
-                    and buffer[start + 7] > 0x0F
-                ):
-                    # etcd writes type (one byte) then crc at start+2; a 5-byte uint32 varint
-                    # ends in a byte below 0x10. Anything else decodes with bits thrown away.
-                    problem = "record header is not encoded as etcd encodes it"
-                elif record_type not in known_types:
-                    problem = f"unexpected record type {record_type}"
-                elif record_type == RecordType.CRC:
-                    if running_crc != 0 and record.crc != running_crc:
-                        problem = (
-                            f"crc mismatch: crc record holds {record.crc:#010x}, "
-                            f"chain is {running_crc:#010x}"
-                        )
-                    else:
-                        running_crc = record.crc
-                        append((offset, record_type, running_crc, b""))
+        accepted = False
+        if (
+            ((flag == 0x80 | pad_needed and pad_needed) if flag else not pad_needed)
+            and record_bytes <= RECORD_BYTES_MAX
+            and end + pad <= size
+            and (pad == 0 or unpack(buffer, end + pad - 8)[0] >> (64 - 8 * pad) == 0)
+        ):
+            # The record's first 8 bytes: 0x08, type (one byte), 0x10, the crc varint. etcd's
+            # 5-byte uint32 varint ends below 0x10; else bits would be thrown away unseen.
+            (header,) = unpack(buffer, start)
+            record_type = (header >> 8) & 0xFF
+            if (
+                header & 0xFF00FF == 0x100008
+                and record_type in known_types
+                and not (header & 0x80808080000000 == 0x80808080000000 and header >> 60)
+            ):
+                try:
+                    parse(buffer[start:end])
+                except DecodeError:
+                    pass
                 else:
-                    data = record.data
-                    chained = crc(data, running_crc)
-                    if record.crc != chained:
-                        problem = f"crc mismatch: record holds {record.crc:#010x}, chain gives {chained:#010x}"
+                    stored_crc = record.crc
+                    if record.type != record_type:  # a second type field: not etcd's bytes
+                        pass
+                    elif record_type == crc_type:
+                        if running_crc == 0 or stored_crc == running_crc:
+                            running_crc = stored_crc
+                            append((offset, record_type, running_crc, b""))
+                            accepted = True
                     else:
-                        running_crc = chained
-                        append((offset, record_type, chained, data))
-        if problem:
-            end = classify_bad_frame(buffer, offset, running_crc) if tail else FrameEnd.CORRUPT
-            return SegmentScan(records, end, offset, running_crc, problem)
+                        data = record.data
+                        chained = crc_update(data, running_crc ^ 0xFFFFFFFF, crc_table) ^ 0xFFFFFFFF
+                        if stored_crc == chained:
+                            running_crc = chained
+                            append((offset, record_type, chained, data))
+                            accepted = True
+        if not accepted:
+            problem = frame_problem(buffer, offset, running_crc)
+            end_kind = classify_bad_frame(buffer, offset, running_crc) if tail else FrameEnd.CORRUPT
+            return SegmentScan(records, end_kind, offset, running_crc, problem)
         offset = end + pad
     if offset < size:
-        end = FrameEnd.TORN if tail else FrameEnd.CORRUPT
-        return SegmentScan(records, end, offset, running_crc, "partial length field at end of file")
+        end_kind = FrameEnd.TORN if tail else FrameEnd.CORRUPT
+        return SegmentScan(
+            records, end_kind, offset, running_crc, "partial length field at end of file"
+        )
     return SegmentScan(records, FrameEnd.END, offset, running_crc)
+
+
+def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
+    """Why the frame at `offset` is not a valid record continuing the chain at `running_crc`,
+    one rule at a time: the rules `scan_segment` applies in its fast loop."""
+    size = len(buffer)
+    (value,) = _length_field.unpack_from(buffer, offset)
+    decoded = decode_length_field(value)
+    if decoded is None:
+        return f"malformed length field {value:#018x}"
+    record_bytes, pad = decoded
+    start = offset + LENGTH_FIELD_BYTES
+    end = start + record_bytes
+    if record_bytes > RECORD_BYTES_MAX or end + pad > size:
+        return f"record length {record_bytes} runs past the end of the file or the limit"
+    if buffer.count(0, end, end + pad) != pad:
+        return "non-zero bytes in the padding"
+    record = record_pb2.Record()
+    try:
+        record.ParseFromString(buffer[start:end])
+    except DecodeError:
+        return "record does not decode as walpb.Record"
+    if record.type not in _KNOWN_RECORD_TYPES:
+        return f"unexpected record type {record.type}"
+    crc_bytes = buffer[start + 3 : start + 8]
+    if buffer[start + 2] != 0x10 or (all(b & 0x80 for b in crc_bytes[:4]) and crc_bytes[4] > 0x0F):
+        # etcd writes the type (one byte) then the crc from start+2; a 5-byte uint32 varint
+        # ends in a byte below 0x10. Anything else decodes with bits thrown away.
+        return "record header is not encoded as etcd encodes it"
+    if record.type == RecordType.CRC:
+        if running_crc != 0 and record.crc != running_crc:
+            return (
+                f"crc mismatch: crc record holds {record.crc:#010x}, chain is {running_crc:#010x}"
+            )
+        raise AssertionError("frame_problem called on a valid crc record")
+    chained = crc32c(record.data, running_crc)
+    if record.crc != chained:
+        return f"crc mismatch: record holds {record.crc:#010x}, chain gives {chained:#010x}"
+    raise AssertionError("frame_problem called on a valid record")
 
 
 def classify_bad_frame(buffer: bytes, offset: int, running_crc: int) -> FrameEnd:

@@ -1,0 +1,131 @@
+"""Measure the WAL against the disk, in one run, and print a table.
+
+1. raw: a loop of `pwrite 4 KiB + fdatasync` appending to a preallocated file (the disk's
+   limit for small durable writes; the WAL also writes into preallocated segments), and the
+   same loop on a file that grows with each write, for comparison;
+2. WAL `save` with fdatasync at batch sizes 1, 10 and 100 entries of 256 bytes: saves/s,
+   entries/s and the ratio of saves/s to the raw loop's fdatasyncs/s;
+3. replay: write a log of `--replay-mb` MB (256-byte entries) and time reading it back with
+   full checking (`read_wal`, as `Wal.open` does), in MB/s of segment data.
+
+Target (issue 4): batch-of-1 saves at >= 80% of raw fdatasyncs/s; replay >= 100 MB/s.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import tempfile
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from impl.wal import Entry, HardState, Wal, WalMetadata, read_wal
+from impl.wal.files import list_segments, preallocate
+
+METADATA = WalMetadata(node_id=1, cluster_id=2)
+ENTRY_BYTES = 256
+RAW_WRITE_BYTES = 4096
+
+
+def raw_fdatasync_per_second(directory: Path, seconds: float, preallocated: bool) -> float:
+    """Appending 4 KiB writes, each followed by fdatasync, for `seconds`."""
+    path = directory / ("raw-preallocated" if preallocated else "raw-growing")
+    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        if preallocated:
+            preallocate(descriptor, 64 * 1000 * 1000)
+            os.fsync(descriptor)
+        block = os.urandom(RAW_WRITE_BYTES)
+        count, offset = 0, 0
+        started = time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            os.pwrite(descriptor, block, offset)
+            os.fdatasync(descriptor)
+            offset += RAW_WRITE_BYTES
+            count += 1
+        return count / (time.perf_counter() - started)
+    finally:
+        os.close(descriptor)
+        path.unlink()
+
+
+def wal_saves_per_second(directory: Path, seconds: float, batch_size: int) -> float:
+    """`Wal.save` of `batch_size` fresh 256-byte entries (each save synced) for `seconds`."""
+    wal_directory = directory / f"wal-batch-{batch_size}"
+    payload = os.urandom(ENTRY_BYTES)
+    wal = Wal.create(wal_directory, METADATA)
+    try:
+        count, index = 0, 0
+        started = time.perf_counter()
+        deadline = started + seconds
+        while time.perf_counter() < deadline:
+            entries = [Entry(1, index + i + 1, data=payload) for i in range(batch_size)]
+            index += batch_size
+            wal.save(HardState(1, 1, index - batch_size), entries)
+            count += 1
+        return count / (time.perf_counter() - started)
+    finally:
+        wal.close()
+        shutil.rmtree(wal_directory)
+
+
+def replay_megabytes_per_second(directory: Path, log_megabytes: int) -> tuple[float, float, int]:
+    """(MB/s, seconds, entries) reading back a log of about `log_megabytes` MB."""
+    wal_directory = directory / "wal-replay"
+    payload = os.urandom(ENTRY_BYTES)
+    target_bytes = log_megabytes * 1000 * 1000
+    with Wal.create(wal_directory, METADATA) as wal:
+        index = 0
+        written = 0
+        while written < target_bytes:
+            entries = [Entry(1, index + i + 1, data=payload) for i in range(1000)]
+            index += 1000
+            wal.save(HardState(1, 1, index), entries)
+            written += 1000 * (ENTRY_BYTES + 32)
+    segments = list_segments(wal_directory)
+    data_bytes = sum((wal_directory / s.file_name()).stat().st_size for s in segments[:-1])
+    result = read_wal(wal_directory)  # warm the page cache once; replay is CPU-bound
+    data_bytes += result.tail_valid_bytes
+    started = time.perf_counter()
+    result = read_wal(wal_directory)
+    elapsed = time.perf_counter() - started
+    assert len(result.contents.entries) == index
+    shutil.rmtree(wal_directory)
+    return data_bytes / 1e6 / elapsed, elapsed, index
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.wal", description=__doc__)
+    parser.add_argument("--seconds", type=float, default=3.0, help="duration of each write test")
+    parser.add_argument("--replay-mb", type=int, default=256, help="size of the replayed log")
+    parser.add_argument(
+        "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
+    )
+    arguments = parser.parse_args(argv)
+    base = Path(tempfile.mkdtemp(prefix="wal-bench-", dir=arguments.dir))
+    try:
+        raw = raw_fdatasync_per_second(base, arguments.seconds, preallocated=True)
+        raw_growing = raw_fdatasync_per_second(base, arguments.seconds, preallocated=False)
+        print(f"directory: {base}")
+        print(f"raw 4 KiB pwrite+fdatasync, preallocated file: {raw:10.0f} /s")
+        print(f"raw 4 KiB pwrite+fdatasync, growing file:      {raw_growing:10.0f} /s")
+        for batch_size in (1, 10, 100):
+            saves = wal_saves_per_second(base, arguments.seconds, batch_size)
+            print(
+                f"WAL save, batch {batch_size:>3} x {ENTRY_BYTES} B: {saves:8.0f} saves/s "
+                f"{saves * batch_size:10.0f} entries/s  ratio to raw {saves / raw:5.2f}"
+            )
+        speed, elapsed, entries = replay_megabytes_per_second(base, arguments.replay_mb)
+        print(
+            f"replay {arguments.replay_mb} MB ({entries} entries): {elapsed:.2f} s, {speed:.0f} MB/s"
+        )
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
