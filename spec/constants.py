@@ -54,6 +54,7 @@ lease_ttl_seconds_max: Final = 9_000_000_000  # MaxLeaseTTL: a longer TTL is "to
 lease_revoke_per_second_max: Final = 1000  # defaultLeaseRevokeRate
 lease_revoke_per_pass_max: Final = lease_revoke_per_second_max // 2  # runLoop checks twice a second
 lease_expiry_check_interval_ms: Final = 500
+lease_cost_bytes: Final = 64  # quota cost of a LeaseGrant (etcd leaseOverhead)
 
 assert lease_revoke_per_pass_max * 2 == lease_revoke_per_second_max, "two expiry passes a second"
 assert watch_fragment_size_bytes > request_size_bytes_max, "a response may exceed a request"

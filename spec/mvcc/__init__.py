@@ -23,7 +23,7 @@ the watchers (`spec.watch`). Requests and responses mirror etcd's protobuf messa
 field (`messages.py`). Validation that etcd does before Raft (empty key, ignore_value with a
 value, too many txn operations, duplicate keys in a txn) is exposed separately
 (`validate_request`) and is also applied by each operation, so an operation can be called on
-any request.
+any request. Size limits (`--max-request-bytes`, the backend quota) are in `limits.py`.
 
 **Where each rule comes from** is stated in each module and function docstring: etcd 3.4/3.5
 `server/mvcc/*` and `server/etcdserver/apply.go`, `api/v3rpc/key.go`.
@@ -32,6 +32,7 @@ any request.
 from spec.mvcc.apply import apply_request, validate_request
 from spec.mvcc.compaction import compact
 from spec.mvcc.key_index import Generation, KeyAt, KeyIndex, key_index_get
+from spec.mvcc.limits import check_quota, check_request_size, write_cost_bytes
 from spec.mvcc.memory import MemoryKeyspace
 from spec.mvcc.messages import (
     CompactionRequest,
@@ -112,6 +113,8 @@ __all__ = [
     "TxnRequest",
     "TxnResponse",
     "apply_request",
+    "check_quota",
+    "check_request_size",
     "compact",
     "compacted_revision_none",
     "delete_range",
@@ -124,4 +127,5 @@ __all__ = [
     "store_revision_initial",
     "txn",
     "validate_request",
+    "write_cost_bytes",
 ]

@@ -39,7 +39,7 @@ def compact(view: KeyspaceView, request: CompactionRequest) -> Outcome[Compactio
     keys_removed: list[bytes] = []
     for index in view.key_indexes(b"", None):
         compacted, dropped = key_index_compact(index, request.revision)
-        if not dropped and compacted == index:
+        if compacted is index or (not dropped and compacted == index):
             continue
         tombstones = tombstone_revisions(index)
         removed.extend(RecordId(revision, revision in tombstones) for revision in dropped)

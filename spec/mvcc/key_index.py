@@ -133,6 +133,11 @@ def key_index_compact(
     whole; a tombstone exactly at `at_revision` is kept (so a watch from that revision still
     sees the delete). A key left with nothing but an empty generation disappears (None).
     """
+    only = index.generations[0]
+    if len(index.generations) == 1 and (
+        len(only.revisions) < 2 or only.revisions[1].main > at_revision
+    ):
+        return index, ()  # one life, nothing before its latest revision <= at_revision
     dropped: list[RevisionPair] = []
     generations = list(index.generations)
     while len(generations) > 1 and generations[0].revisions[-1].main < at_revision:

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import bisect
 import heapq
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterator
 from typing import Protocol
 
 import attrs
@@ -206,7 +206,3 @@ class OverlayView:
         keys = {key for key in self.base.keys_attached(lease) if key not in self._attached}
         keys.update(key for key, attached in self._attached.items() if attached == lease)
         return tuple(sorted(keys))
-
-
-def index_by_key(indexes: Iterable[KeyIndex]) -> Mapping[bytes, KeyIndex]:
-    return {index.key: index for index in indexes}

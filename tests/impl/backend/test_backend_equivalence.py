@@ -68,5 +68,10 @@ class LmdbAgainstMemory(MvccComparison):
         shutil.rmtree(self.directory, ignore_errors=True)
 
 
-LmdbAgainstMemory.TestCase.settings = settings(LmdbAgainstMemory.TestCase.settings, max_examples=60)
+# Disk-backed steps are slower: run 60 % of the profile's examples (60 in `ci`).
+_profile = settings.default
+assert _profile is not None
+LmdbAgainstMemory.TestCase.settings = settings(
+    LmdbAgainstMemory.TestCase.settings, max_examples=_profile.max_examples * 6 // 10
+)
 TestLmdbAgainstMemory = LmdbAgainstMemory.TestCase
