@@ -65,9 +65,9 @@ _crc32c: Final = _crc_function_from_c_extension()
 # The C function and table behind `_crc32c`, called directly in the replay loop (crcmod's
 # wrapper adds a Python call per record): crc = f(data, previous ^ ~0, table) ^ ~0.
 _crc_defaults: Final = cast(tuple[int, bytes, object], _crc32c.__defaults__)
-_crc_c_table: Final = _crc_defaults[1]
-_crc_c_function: Final = cast(Callable[[bytes, int, bytes], int], _crc_defaults[2])
-assert _crc_c_function(b"123456789", 0xFFFFFFFF, _crc_c_table) ^ 0xFFFFFFFF == 0xE3069283
+CRC_C_TABLE: Final = _crc_defaults[1]
+CRC_C_FUNCTION: Final = cast(Callable[[bytes, int, bytes], int], _crc_defaults[2])
+assert CRC_C_FUNCTION(b"123456789", 0xFFFFFFFF, CRC_C_TABLE) ^ 0xFFFFFFFF == 0xE3069283
 
 
 def crc32c(data: bytes | memoryview, previous: int = 0) -> int:
@@ -75,7 +75,7 @@ def crc32c(data: bytes | memoryview, previous: int = 0) -> int:
     return _crc32c(data, previous)
 
 
-_length_field: Final = struct.Struct("<Q")
+LENGTH_FIELD: Final = struct.Struct("<Q")
 
 
 def pad_bytes_for(record_bytes: int) -> int:
@@ -113,7 +113,7 @@ def encode_frame(record_type: int, crc: int, data: bytes | None) -> bytes:
         record.data = data
     body = record.SerializeToString()
     pad = pad_bytes_for(len(body))
-    return _length_field.pack(encode_length_field(len(body))) + body + bytes(pad)
+    return LENGTH_FIELD.pack(encode_length_field(len(body))) + body + bytes(pad)
 
 
 class FrameEnd(enum.Enum):
@@ -122,6 +122,7 @@ class FrameEnd(enum.Enum):
     END = "end"  # end of file, or a zero length field with only zeros after it in its sector
     TORN = "torn"  # a frame a torn write explains; the segment's data ends before it
     CORRUPT = "corrupt"  # damage no torn write explains
+    PAUSED = "paused"  # `max_records` were read; the scan may continue from `end_offset`
 
 
 @attrs.frozen(slots=True)
@@ -146,29 +147,37 @@ def _all_zero(buffer: bytes, start: int, stop: int) -> bool:
 _KNOWN_RECORD_TYPES: Final = frozenset(int(record_type) for record_type in RecordType)
 
 
-def scan_segment(buffer: bytes, running_crc: int, tail: bool) -> SegmentScan:
+def scan_segment(
+    buffer: bytes,
+    running_crc: int,
+    tail: bool,
+    start_offset: int = 0,
+    max_records: int | None = None,
+) -> SegmentScan:
     """Read frames from the start of a segment, checking framing and the CRC chain.
 
     Stops at the end of the data, or at the first damaged frame. In the last segment (`tail`)
     a damaged frame that a torn write explains ends the data (`TORN`); anywhere else any
     damage is `CORRUPT` (etcd decoder.go: only the last file may hold a torn entry).
 
-    This loop is the replay hot path, so it only accepts or rejects; `frame_problem` says
-    why a frame was rejected, check by check.
+    `start_offset` continues a scan that paused after `max_records` records. The loop only
+    accepts or rejects; `frame_problem` says why a frame was rejected, check by check.
     """
     records: list[tuple[int, int, int, bytes]] = []
     append = records.append
-    unpack = _length_field.unpack_from
-    crc_update = _crc_c_function
-    crc_table = _crc_c_table
+    unpack = LENGTH_FIELD.unpack_from
+    crc_update = CRC_C_FUNCTION
+    crc_table = CRC_C_TABLE
     record = record_pb2.Record()
     parse = record.ParseFromString
     known_types = _KNOWN_RECORD_TYPES
     crc_type = RecordType.CRC
     mask = RECORD_LENGTH_MASK
     size = len(buffer)
-    offset = 0
+    offset = start_offset
     while offset + LENGTH_FIELD_BYTES <= size:
+        if max_records is not None and len(records) >= max_records:
+            return SegmentScan(records, FrameEnd.PAUSED, offset, running_crc)
         (value,) = unpack(buffer, offset)
         if value == 0:
             sector_end = min(size, (offset // SECTOR_BYTES + 1) * SECTOR_BYTES)
@@ -235,7 +244,7 @@ def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
     """Why the frame at `offset` is not a valid record continuing the chain at `running_crc`,
     one rule at a time: the rules `scan_segment` applies in its fast loop."""
     size = len(buffer)
-    (value,) = _length_field.unpack_from(buffer, offset)
+    (value,) = LENGTH_FIELD.unpack_from(buffer, offset)
     decoded = decode_length_field(value)
     if decoded is None:
         return f"malformed length field {value:#018x}"
@@ -254,9 +263,14 @@ def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
     if record.type not in _KNOWN_RECORD_TYPES:
         return f"unexpected record type {record.type}"
     crc_bytes = buffer[start + 3 : start + 8]
-    if buffer[start + 2] != 0x10 or (all(b & 0x80 for b in crc_bytes[:4]) and crc_bytes[4] > 0x0F):
-        # etcd writes the type (one byte) then the crc from start+2; a 5-byte uint32 varint
-        # ends in a byte below 0x10. Anything else decodes with bits thrown away.
+    if (
+        buffer[start] != 0x08
+        or buffer[start + 1] != record.type
+        or buffer[start + 2] != 0x10
+        or (all(b & 0x80 for b in crc_bytes[:4]) and crc_bytes[4] > 0x0F)
+    ):
+        # etcd writes the type (one byte) then the crc from start+2, once each; a 5-byte
+        # uint32 varint ends in a byte below 0x10. Anything else decodes with bits thrown away.
         return "record header is not encoded as etcd encodes it"
     if record.type == RecordType.CRC:
         if running_crc != 0 and record.crc != running_crc:
@@ -281,7 +295,7 @@ def classify_bad_frame(buffer: bytes, offset: int, running_crc: int) -> FrameEnd
     whole sector is zero, and the sector is not the one holding the length field.
     """
     size = len(buffer)
-    (value,) = _length_field.unpack_from(buffer, offset)
+    (value,) = LENGTH_FIELD.unpack_from(buffer, offset)
     decoded = decode_length_field(value)
     if decoded is None:
         return FrameEnd.CORRUPT
