@@ -105,6 +105,11 @@ class WatchIds:
     in_use: frozenset[int] = frozenset()
     next_automatic: int = 0
 
+    def released(self, watch_id: int) -> WatchIds:
+        """The ids after a watch is canceled: its id may be asked for again explicitly, but
+        automatic assignment keeps counting up (etcd `watchStream.Cancel`)."""
+        return WatchIds(self.in_use - {watch_id}, self.next_automatic)
+
 
 def assign_watch_id(requested: int, ids: WatchIds) -> tuple[int, WatchIds] | WatchCancelReason:
     """etcd `watchStream.Watch`: id 0 takes the next free id; a used explicit id is refused."""

@@ -65,6 +65,11 @@ def test_automatic_ids_skip_used_ones() -> None:
     assert not isinstance(first, WatchCancelReason) and first[0] == 2
     second = assign_watch_id(0, first[1])
     assert not isinstance(second, WatchCancelReason) and second[0] == 4
+    after_cancel = second[1].released(2)
+    third = assign_watch_id(0, after_cancel)
+    assert not isinstance(third, WatchCancelReason) and third[0] == 5  # no reuse of 2
+    again = assign_watch_id(2, after_cancel)
+    assert not isinstance(again, WatchCancelReason) and again[0] == 2
 
 
 def test_empty_key_watches_everything_from_zero_byte_and_start_zero_means_next() -> None:

@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import attrs
+
 from spec.errors import EtcdError
 from spec.mvcc import (
     Applied,
@@ -207,31 +209,23 @@ def test_value_compare_on_a_missing_key_is_false() -> None:
 # --- range ---------------------------------------------------------------------------------------
 def test_sort_target_without_order_sorts_only_the_first_limit_plus_one() -> None:
     """etcd's rangeLimit fetches limit + 1 keys unless sort_order is set; then sorts them."""
+    versions = {b"a": 3, b"b": 2, b"c": 1, b"d": 4}
     store = store_with(
-        PutRequest(key=b"a"),
-        PutRequest(key=b"a"),
-        PutRequest(key=b"a"),
-        PutRequest(key=b"b"),
-        PutRequest(key=b"c"),
-        PutRequest(key=b"c"),
-        PutRequest(key=b"c"),
-        PutRequest(key=b"c"),
+        *(PutRequest(key=key) for key, count in versions.items() for _ in range(count))
     )
     by_version = RangeRequest(key=b"a", range_end=b"z", limit=1, sort_target=SortTarget.VERSION)
     outcome = apply_any(store, by_version)
     assert isinstance(outcome, Applied)
-    assert [kv.key for kv in outcome.response.kvs] == [b"b"]  # from {a, b}, not from {a, b, c}
-    assert outcome.response.more and outcome.response.count == 3
-    descending = RangeRequest(
-        key=b"a",
-        range_end=b"z",
-        limit=1,
-        sort_order=SortOrder.DESCEND,
-        sort_target=SortTarget.VERSION,
-    )
+    assert [kv.key for kv in outcome.response.kvs] == [b"b"]  # lowest of {a, b}, not c
+    assert outcome.response.more and outcome.response.count == 4
+    ascending = attrs.evolve(by_version, sort_order=SortOrder.ASCEND)
+    outcome = apply_any(store, ascending)
+    assert isinstance(outcome, Applied)
+    assert [kv.key for kv in outcome.response.kvs] == [b"c"]  # an explicit order fetches all
+    descending = attrs.evolve(by_version, sort_order=SortOrder.DESCEND)
     outcome = apply_any(store, descending)
     assert isinstance(outcome, Applied)
-    assert [kv.key for kv in outcome.response.kvs] == [b"c"]
+    assert [kv.key for kv in outcome.response.kvs] == [b"d"]
 
 
 def test_range_revision_bounds() -> None:
