@@ -169,3 +169,22 @@ def test_real_etcd_replays_an_entry_we_appended(etcd_wal: tuple[RealEtcd, Path])
         )
     finally:
         etcd.stop()
+
+
+def test_a_new_wal_starts_with_etcds_exact_bytes(
+    etcd_wal: tuple[RealEtcd, Path], tmp_path: Path
+) -> None:
+    """Wal.create with etcd's metadata writes the same crc, metadata and snapshot frames that
+    etcd's wal.Create wrote, byte for byte."""
+    _, wal_dir = etcd_wal
+    theirs = (wal_dir / list_segments(wal_dir)[0].file_name()).read_bytes()
+    contents = read_wal(wal_dir).contents
+    with Wal.create(tmp_path / "ours", contents.metadata):
+        pass
+    ours = (tmp_path / "ours" / list_segments(tmp_path / "ours")[0].file_name()).read_bytes()
+    header_records = scan_segment(ours, 0, tail=True).records
+    assert [record_type for _, record_type, _, _ in header_records] == [
+        RecordType.CRC, RecordType.METADATA, RecordType.SNAPSHOT,
+    ]  # fmt: skip
+    first_entry_offset = scan_segment(theirs, 0, tail=True).records[3][0]
+    assert ours[:first_entry_offset] == theirs[:first_entry_offset]
