@@ -32,6 +32,8 @@ snapshot_count: Final = 100_000  # --snapshot-count (3.4 and 3.5)
 snapshots_kept_max: Final = 5  # --max-snapshots
 wal_files_kept_max: Final = 5  # --max-wals
 wal_segment_size_bytes: Final = 64 * 1000 * 1000
+# A WAL record longer than this is damage, not data (etcd 3.4 maxWALEntrySizeLimit, 10 MiB).
+wal_record_bytes_max: Final = 10 * 1024 * 1024
 backend_quota_bytes: Final = 2 * 1024**3  # --quota-backend-bytes 0 means this
 put_cost_overhead_bytes: Final = 256  # quota cost of a put = this + key + value
 
@@ -41,6 +43,7 @@ lease_ttl_seconds_min: Final = -(-(3 * election_timeout_ms) // 2000)
 
 assert election_ticks >= election_timeout_heartbeats_min, "election must span 5 heartbeats"
 assert request_size_bytes_max < raft_message_size_bytes_max * 2, "a request fits a Raft message"
+assert request_size_bytes_max < wal_record_bytes_max, "the largest proposal fits one WAL record"
 assert lease_ttl_seconds_min == 2, "etcd's default minimum TTL with a 1 s election timeout"
 
 # --- MVCC and watch (etcd mvcc/watchable_store.go, v3rpc/watch.go) -------------------------

@@ -31,14 +31,15 @@ import crcmod.predefined
 from google.protobuf.message import DecodeError
 
 from etcdpb.walpb import record_pb2
+from spec import constants
 
 LENGTH_FIELD_BYTES: Final = 8
 FRAME_ALIGNMENT_BYTES: Final = 8
 SECTOR_BYTES: Final = 512  # etcd's minSectorSize: the unit a torn write loses
 RECORD_LENGTH_MASK: Final = (1 << 56) - 1
-# A record larger than this is damage, never a real record (etcd 3.4 maxWALEntrySizeLimit,
-# 10 MiB; the largest real record is one request of at most 1.5 MiB plus framing).
-RECORD_BYTES_MAX: Final = 10 * 1024 * 1024
+# A record larger than this is damage, never a real record (the largest real record is one
+# request of at most --max-request-bytes plus framing).
+RECORD_BYTES_MAX: Final = constants.wal_record_bytes_max
 
 
 class RecordType(enum.IntEnum):
