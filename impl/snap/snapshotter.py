@@ -99,6 +99,7 @@ class Snapshotter:
     """The snapshot directory of one member."""
 
     def __init__(self, directory: Path | str) -> None:
+        """`directory` is `member/snap`; it is created on the first save."""
         self.directory = Path(directory)
 
     def save(self, snapshot: RaftSnapshot) -> Path:

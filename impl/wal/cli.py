@@ -87,6 +87,7 @@ def verify(directory: Path) -> tuple[VerifyStatus, str]:
 
 
 def main(argv: Sequence[str]) -> int:
+    """`etcdref wal dump|verify DIR`; bad flags exit 2 (argparse), never a traceback."""
     parser = argparse.ArgumentParser(prog="etcdref wal", description=__doc__.splitlines()[0])
     commands = parser.add_subparsers(dest="command", required=True)
     dump_parser = commands.add_parser("dump", help="print one line per record")

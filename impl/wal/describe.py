@@ -35,6 +35,7 @@ def describe_range(key: bytes, range_end: bytes) -> str:
 
 
 def describe_put(put: rpc_pb2.PutRequest) -> str:
+    """Key, value size and lease of a put (values are not printed: they may be large)."""
     text = f"put {show_key(put.key)} value_bytes={len(put.value)}"
     if put.lease:
         text += f" lease={put.lease:016x}"
@@ -42,6 +43,7 @@ def describe_put(put: rpc_pb2.PutRequest) -> str:
 
 
 def describe_request_op(operation: rpc_pb2.RequestOp) -> str:
+    """One operation of a txn branch."""
     kind = operation.WhichOneof("request")
     if kind == "request_put":
         return describe_put(operation.request_put)
@@ -57,6 +59,7 @@ def describe_request_op(operation: rpc_pb2.RequestOp) -> str:
 
 
 def describe_txn(txn: rpc_pb2.TxnRequest) -> str:
+    """A txn as `if [compares] then [ops] else [ops]`, as etcdctl txn takes it."""
     compares = ", ".join(
         f"{rpc_pb2.Compare.CompareTarget.Name(compare.target).lower()}({show_key(compare.key)}) "
         f"{rpc_pb2.Compare.CompareResult.Name(compare.result).lower()}"

@@ -33,6 +33,7 @@ class WalCorruptError(WalError):
     """
 
     def __init__(self, path: Path | str, offset: int, reason: str) -> None:
+        """Damage at byte `offset` of `path`, for the reason given."""
         self.path = Path(path)
         self.offset = offset
         self.reason = reason

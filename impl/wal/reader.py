@@ -132,6 +132,7 @@ def read_wal(directory: Path, snapshot: SnapshotPoint | None = ZERO_SNAPSHOT) ->
 
 
 def _read_wal(directory: Path, snapshot: SnapshotPoint | None) -> WalReadResult:
+    """`read_wal` without the GC pause: segment by segment, tail state from the last one."""
     if snapshot is None:
         segments = select_segments(directory, -1, every_segment=True)
         replay = _Replay(None, snapshot_found=True)
@@ -176,6 +177,7 @@ def _read_wal(directory: Path, snapshot: SnapshotPoint | None) -> WalReadResult:
 
 
 def _read_file(path: Path) -> bytes:
+    """A whole segment (at most the segment size) as bytes; an OSError becomes a WalError."""
     try:
         return path.read_bytes()
     except OSError as error:

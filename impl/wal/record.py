@@ -142,6 +142,7 @@ class SegmentScan:
 
 
 def _all_zero(buffer: bytes, start: int, stop: int) -> bool:
+    """Whether buffer[start:stop] holds only zero bytes (counted in C, without a copy)."""
     return buffer.count(0, start, stop) == stop - start
 
 

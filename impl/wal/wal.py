@@ -53,6 +53,7 @@ _PREALLOCATED_NAME = "0.tmp"  # the next segment, ready to be cut to (etcd fileP
 
 
 def _encode_metadata(metadata: WalMetadata) -> bytes:
+    """etcdserverpb.Metadata with both fields always written, as etcd (non-nullable)."""
     return etcdserver_pb2.Metadata(
         NodeID=metadata.node_id, ClusterID=metadata.cluster_id
     ).SerializeToString()
@@ -67,12 +68,14 @@ def _encode_entry(entry: Entry) -> bytes:
 
 
 def _encode_hard_state(state: HardState) -> bytes:
+    """raftpb.HardState with term, vote and commit always written, as etcd (non-nullable)."""
     return raft_pb2.HardState(
         term=state.term, vote=state.vote, commit=state.commit
     ).SerializeToString()
 
 
 def _encode_snapshot(point: SnapshotPoint) -> bytes:
+    """walpb.Snapshot{index, term} as etcd 3.4 writes it (3.5 adds conf_state)."""
     return record_pb2.Snapshot(index=point.index, term=point.term).SerializeToString()
 
 
@@ -116,6 +119,7 @@ class Wal:
         hard_state: HardState,
         segment_size_bytes: int,
     ) -> None:
+        """Use `create` or `open`: they establish the tail state this takes on trust."""
         self.directory = directory
         self.metadata = metadata
         self.segment_size_bytes = segment_size_bytes
@@ -517,13 +521,16 @@ class Wal:
 
     @property
     def last_index(self) -> int:
+        """Index of the last entry written (etcd w.enti); names the next segment at a cut."""
         return self._last_index
 
     @property
     def tail_segment(self) -> SegmentName:
+        """The segment appends go to."""
         return self._tail
 
     def _check_writable(self) -> None:
+        """Refuse writes after close or after any failed write or sync (see module doc)."""
         if self._closed:
             raise WalError("wal: closed")
         if self._failure is not None:
@@ -543,9 +550,11 @@ class Wal:
                 os.close(self._lock_descriptor)
 
     def __enter__(self) -> Wal:
+        """`with Wal.create(...) as wal:` closes the WAL on exit."""
         return self
 
     def __exit__(self, *exc_info: object) -> None:
+        """Close, flushing anything queued."""
         self.close()
 
 
