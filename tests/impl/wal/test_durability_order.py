@@ -12,7 +12,7 @@ from __future__ import annotations
 import itertools
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import pytest
@@ -137,3 +137,22 @@ def test_concurrent_saves_share_fdatasyncs(tmp_path: Path, monkeypatch: pytest.M
     saves = THREADS * SAVES_PER_THREAD
     print(f"{len(log.syncs)} fdatasyncs for {saves} saves")
     assert len(log.syncs) < saves * 0.9, f"{len(log.syncs)} fdatasyncs for {saves} saves"
+
+
+class SerialWal(Wal):
+    """The seeded bug: every save flushes on its own before the next can queue."""
+
+    def queue_save(self, hard_state: HardState, entries: Sequence[Entry]) -> int:
+        ticket = super().queue_save(hard_state, entries)
+        self.wait_durable(ticket)
+        return ticket
+
+
+def test_the_grouping_check_catches_a_serial_writer(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    log = DiskLog()
+    log.wrap(monkeypatch)
+    make = lambda directory: SerialWal.create(directory, METADATA, segment_size_bytes=256 * 1024)  # noqa: E731
+    assert run_concurrent_saves(tmp_path / "wal", log, make) == []
+    assert len(log.syncs) >= THREADS * SAVES_PER_THREAD
