@@ -15,9 +15,11 @@ votedFor and the log are persisted before a server answers):
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import os
 import shutil
+import struct
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -77,6 +79,43 @@ def _encode_hard_state(state: HardState) -> bytes:
 def _encode_snapshot(point: SnapshotPoint) -> bytes:
     """walpb.Snapshot{index, term} as etcd 3.4 writes it (3.5 adds conf_state)."""
     return record_pb2.Snapshot(index=point.index, term=point.term).SerializeToString()
+
+
+def _lock_segment(path: Path) -> int:
+    """Open a segment for writing and hold an exclusive lock on it, as etcd does on every
+    segment it writes (fileutil.TryLockFile), so etcdref and a running etcd exclude each
+    other. Returns the descriptor; a held lock is WalLockedError, other failures
+    WalWriteError (a read-only file system ends here)."""
+    try:
+        descriptor = os.open(path, os.O_WRONLY)
+    except OSError as error:
+        raise describe_os_error("cannot open for writing", path, error) from None
+    try:
+        try_lock_whole_file(descriptor)
+    except BlockingIOError:
+        os.close(descriptor)
+        raise WalLockedError(
+            f"wal: {path} is locked by another process (a running etcd?)"
+        ) from None
+    return descriptor
+
+
+_WRITE_LOCK_WHOLE_FILE = struct.pack("hhqqi4x", fcntl.F_WRLCK, os.SEEK_SET, 0, 0, 0)
+
+
+def try_lock_whole_file(descriptor: int) -> None:
+    """Take an exclusive lock on the whole file or raise BlockingIOError, the way etcd does on
+    Linux (fileutil.TryLockFile: an open-file-description lock, F_OFD_SETLK), so the two see
+    each other's locks; it is held until the descriptor is closed. Elsewhere, flock."""
+    if hasattr(fcntl, "F_OFD_SETLK"):
+        try:
+            fcntl.fcntl(descriptor, fcntl.F_OFD_SETLK, _WRITE_LOCK_WHOLE_FILE)
+        except OSError as error:
+            if error.errno in (errno.EAGAIN, errno.EACCES):
+                raise BlockingIOError(error.errno, error.strerror) from None
+            raise
+    else:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
 
 
 def _lock_directory(directory: Path) -> int:
@@ -205,15 +244,18 @@ class Wal:
         """
         path = Path(directory)
         lock = _lock_directory(path) if path.is_dir() else -1
+        tail_descriptor = -1
         try:
+            segments = list_segments(path) if lock >= 0 else []
+            if segments:
+                tail_descriptor = _lock_segment(path / segments[-1].file_name())
             result = read_wal(path, snapshot)
             if result.tail_state is not TailState.CLEAN:
                 _repair_tail(result)
-            if lock < 0:
-                lock = _lock_directory(path)
         except BaseException:
-            if lock >= 0:
-                os.close(lock)
+            for descriptor in (tail_descriptor, lock):
+                if descriptor >= 0:
+                    os.close(descriptor)
             raise
         contents = result.contents
         wal = cls._start(
@@ -226,6 +268,7 @@ class Wal:
             result.last_index,
             contents.hard_state,
             segment_size_bytes,
+            tail_descriptor,
         )
         return wal, contents
 
@@ -241,15 +284,16 @@ class Wal:
         last_index: int,
         hard_state: HardState,
         segment_size_bytes: int,
+        tail_descriptor: int = -1,
     ) -> Wal:
-        """Open the tail for writing and preallocate the next segment; on failure release
-        every descriptor and raise WalWriteError (a read-only directory ends here)."""
-        tail_path = directory / tail.file_name()
-        try:
-            tail_descriptor = os.open(tail_path, os.O_WRONLY)
-        except OSError as error:
-            os.close(lock_descriptor)
-            raise describe_os_error("cannot open for writing", tail_path, error) from None
+        """Open and lock the tail for writing (unless the caller already did) and preallocate
+        the next segment; on failure release every descriptor and raise a WalError."""
+        if tail_descriptor < 0:
+            try:
+                tail_descriptor = _lock_segment(directory / tail.file_name())
+            except WalError:
+                os.close(lock_descriptor)
+                raise
         wal = cls(
             directory, lock_descriptor, tail_descriptor, metadata, tail, tail_bytes,
             running_crc, last_index, hard_state, segment_size_bytes,
@@ -456,6 +500,7 @@ class Wal:
                 self._prepare_next_segment()
             descriptor = os.open(prepared, os.O_WRONLY)
             try:
+                try_lock_whole_file(descriptor)
                 write_all(descriptor, header_bytes, 0)
                 os.fsync(descriptor)
                 os.rename(prepared, new_path)

@@ -21,7 +21,7 @@ import pytest
 
 from etcdpb.etcdserverpb import etcdserver_pb2, raft_internal_pb2, rpc_pb2
 from etcdpb.raftpb import raft_pb2
-from impl.wal import Entry, HardState, Wal, read_wal
+from impl.wal import Entry, HardState, Wal, WalLockedError, read_wal
 from impl.wal.cli import VerifyStatus, dump, verify
 from impl.wal.files import list_segments
 from impl.wal.record import RecordType, scan_segment
@@ -188,3 +188,20 @@ def test_a_new_wal_starts_with_etcds_exact_bytes(
     ]  # fmt: skip
     first_entry_offset = scan_segment(theirs, 0, tail=True).records[3][0]
     assert ours[:first_entry_offset] == theirs[:first_entry_offset]
+
+
+def test_a_running_etcd_and_etcdref_exclude_each_other(tmp_path: Path) -> None:
+    """etcd flocks the segments it writes; so does Wal, so neither can append under the other.
+    Reading (`verify`) takes no lock and works while etcd runs."""
+    etcd = RealEtcd(tmp_path / "data")
+    wal_dir = tmp_path / "data" / "member" / "wal"
+    try:
+        etcd.start()
+        etcd.ctl("put", "k", "v")
+        with pytest.raises(WalLockedError, match="locked by another process"):
+            Wal.open(wal_dir)
+        assert verify(wal_dir)[0] in (VerifyStatus.VALID, VerifyStatus.REPAIRABLE_TAIL)
+    finally:
+        etcd.stop()
+    wal, _ = Wal.open(wal_dir)
+    wal.close()
