@@ -97,6 +97,9 @@ def _lock_segment(path: Path) -> int:
         raise WalLockedError(
             f"wal: {path} is locked by another process (a running etcd?)"
         ) from None
+    except OSError as error:
+        os.close(descriptor)
+        raise describe_os_error("cannot lock", path, error) from None
     return descriptor
 
 

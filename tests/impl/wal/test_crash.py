@@ -24,7 +24,7 @@ from pathlib import Path
 
 import pytest
 
-from impl.wal import Wal
+from impl.wal import Wal, read_wal
 from impl.wal.cli import VerifyStatus, verify
 from tests.conftest import DEEP
 from tests.impl.wal.crash_child import SEGMENT_SIZE_BYTES
@@ -34,28 +34,45 @@ TRIALS = 300 if DEEP else 20
 REPO_ROOT = Path(__file__).resolve().parents[3]
 
 
-def run_trial(directory: Path, seed: int, mode: str) -> tuple[int, list[str]]:
-    """Run one child until killed; return (last acknowledged index, problems found)."""
+def run_trial(
+    directory: Path, seed: int, mode: str, acknowledged_before: int
+) -> tuple[int, list[str]]:
+    """Run one child until killed; return (highest index acknowledged so far, problems).
+
+    A quarter of the kills land during the child's start (while it opens, and perhaps repairs,
+    the log); half of the checks read without repairing, so the next child repairs the torn
+    tail itself and may be killed doing it.
+    """
     draw = random.Random(seed)
     child = subprocess.Popen(
         [sys.executable, "-m", "tests.impl.wal.crash_child", str(directory), str(seed), mode],
         cwd=REPO_ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
     assert child.stdout is not None
-    ready = child.stdout.readline()
-    assert ready == b"ready\n", (ready, child.stderr.read() if child.stderr else b"")
-    time.sleep(draw.uniform(0.0, 0.2))
+    if draw.random() < 0.25:
+        time.sleep(draw.uniform(0.0, 0.4))
+    else:
+        ready = child.stdout.readline()
+        assert ready == b"ready\n", (ready, child.stderr.read() if child.stderr else b"")
+        time.sleep(draw.uniform(0.0, 0.2))
     os.kill(child.pid, signal.SIGKILL)
     output, _ = child.communicate(timeout=30)
-    lines = output.split(b"\n")[:-1]  # a line cut by the kill has no newline
-    acknowledged = max((int(line) for line in lines), default=0)
+    lines = [
+        line for line in output.split(b"\n")[:-1] if line != b"ready"
+    ]  # a cut line has no newline
+    acknowledged = max([acknowledged_before, *(int(line) for line in lines)])
     problems: list[str] = []
-    status, explanation = verify(directory)
+    status, explanation = verify(directory) if directory.exists() else (VerifyStatus.VALID, "")
     if status not in (VerifyStatus.VALID, VerifyStatus.REPAIRABLE_TAIL):
         problems.append(f"verify after kill: {explanation}")
         return acknowledged, problems
-    wal, contents = Wal.open(directory, segment_size_bytes=SEGMENT_SIZE_BYTES)
-    wal.close()
+    if not directory.exists():
+        return acknowledged, [f"acknowledged {acknowledged} but no WAL"] if acknowledged else []
+    if draw.random() < 0.5:
+        contents = read_wal(directory).contents  # leave any torn tail for the next child
+    else:
+        wal, contents = Wal.open(directory, segment_size_bytes=SEGMENT_SIZE_BYTES)
+        wal.close()
     indexes = [entry.index for entry in contents.entries]
     if indexes != list(range(1, len(indexes) + 1)):
         problems.append("log is not entries 1..N in order")
@@ -69,12 +86,16 @@ def run_trial(directory: Path, seed: int, mode: str) -> tuple[int, list[str]]:
     return acknowledged, problems
 
 
-def run_trials(directory: Path, mode: str, trials: int, base_seed: int) -> list[str]:
+def run_trials(base: Path, mode: str, trials: int, base_seed: int) -> list[str]:
+    """Trials in blocks of 20 sharing one log (a fresh one per block keeps reopening cheap)."""
     failures: list[str] = []
+    acknowledged = 0
     for trial in range(trials):
         seed = base_seed + trial
-        # A fresh log every 20 trials keeps each reopen's cost bounded in deep runs.
-        acknowledged, problems = run_trial(directory / f"block-{trial // 20}", seed, mode)
+        if trial % 20 == 0:
+            acknowledged = 0
+        directory = base / f"block-{trial // 20}"
+        acknowledged, problems = run_trial(directory, seed, mode, acknowledged)
         failures += [f"seed {seed} (acknowledged {acknowledged}): {p}" for p in problems]
     return failures
 
