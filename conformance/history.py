@@ -8,6 +8,8 @@ assume about an operation depends on how it ended:
 * `indeterminate`: a write that failed or timed out. etcd does not abort pending proposals on a
   leader change, so such a write may have taken effect at any later moment, or never; its
   completion time is unknown (infinite) and its response is unknown.
+* `persisted`: an indeterminate write that the reference history (a watch from revision 1)
+  shows took effect, at the recorded `revision`; its completion time is still unknown.
 * `failed`: a read that failed. It changed nothing and told us nothing, so it is left out of
   the check (etcd's robustness tests do the same).
 
@@ -42,6 +44,8 @@ WRITE_KINDS = frozenset({Kind.PUT, Kind.DELETE, Kind.COMPARE_AND_PUT})
 class Status(StrEnum):
     OK = "ok"
     INDETERMINATE = "indeterminate"
+    # An indeterminate write that the reference watch history shows took effect, at `revision`.
+    PERSISTED = "persisted"
     FAILED = "failed"
 
 
@@ -74,6 +78,8 @@ class Operation:
 
     def __post_init__(self) -> None:
         assert (self.return_ns is None) == (self.status != Status.OK), self
+        if self.status == Status.PERSISTED:
+            assert self.is_write and self.revision > 0, self
         if self.return_ns is not None:
             assert self.return_ns >= self.call_ns, self
 

@@ -1,6 +1,7 @@
 """Linearizability verdict for a recorded etcd history.
 
-The history is partitioned by key (every operation in the workloads touches one key); each
+Indeterminate writes are first resolved against the reference history when it is given
+(`patch`). The history is then partitioned by key (every operation in the workloads touches one key); each
 partition is searched with `search.check_operations` over `key_model`, and the revisions are
 checked across keys by `revision_order`. The verdict is ILLEGAL if any part fails, UNKNOWN if
 the time budget ran out before a failure was found, OK otherwise.
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 from conformance.history import Operation, checked_operations
 from conformance.linearizability import key_model, revision_order
+from conformance.linearizability.patch import ReferenceWrites, patch_indeterminate_writes
 from conformance.linearizability.search import SearchResult, Verdict, check_operations
 
 DEFAULT_BUDGET_SECONDS = 60.0
@@ -44,11 +46,17 @@ def partition_by_key(operations: Sequence[Operation]) -> dict[str, list[Operatio
 
 
 def check_history(
-    history: Sequence[Operation], budget_seconds: float = DEFAULT_BUDGET_SECONDS
+    history: Sequence[Operation],
+    budget_seconds: float = DEFAULT_BUDGET_SECONDS,
+    reference: ReferenceWrites | None = None,
 ) -> LinearizabilityReport:
+    """Check `history`; with `reference` (from a reference watch history, see `patch`),
+    indeterminate writes are resolved first, which keeps the search near-linear."""
     started = time.monotonic()
     deadline = started + budget_seconds
     operations = checked_operations(history)
+    if reference is not None:
+        operations = patch_indeterminate_writes(operations, reference)
     failures: list[str] = []
     excerpts: dict[str, dict[str, list[Operation]]] = {}
     for violation in revision_order.check_unique_write_revisions(operations):

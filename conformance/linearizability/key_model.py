@@ -43,6 +43,8 @@ def step(state: KeyState, operation: Operation) -> frozenset[KeyState]:
     """Every state the key can be in after `operation` with its recorded response."""
     if operation.status == Status.INDETERMINATE:
         return step_indeterminate(state, operation)
+    if operation.status == Status.PERSISTED:
+        return step_persisted(state, operation)
     match operation.kind:
         case Kind.GET:
             return step_read(state, operation.revision, operation.found)
@@ -119,9 +121,31 @@ def step_compare_and_put(state: KeyState, operation: Operation) -> frozenset[Key
         return step_put(state, operation.value, operation.revision)
     if state.mod_revision is not None and state.mod_revision == operation.expected_mod_revision:
         return NOTHING
-    if operation.found is not None and operation.found.mod_revision == operation.expected_mod_revision:
+    if (
+        operation.found is not None
+        and operation.found.mod_revision == operation.expected_mod_revision
+    ):
         return NOTHING
     return step_read(state, operation.revision, operation.found)
+
+
+def step_persisted(state: KeyState, operation: Operation) -> frozenset[KeyState]:
+    """A write without an answer that the reference history shows applied at `revision`."""
+    match operation.kind:
+        case Kind.PUT:
+            return step_put(state, operation.value, operation.revision)
+        case Kind.COMPARE_AND_PUT:
+            if (
+                state.mod_revision is not None
+                and state.mod_revision != operation.expected_mod_revision
+            ):
+                return NOTHING
+            return step_put(state, operation.value, operation.revision)
+        case Kind.DELETE:
+            return step_delete(state, 1, operation.revision)
+        case Kind.GET:
+            raise AssertionError("reads are never persisted")
+    raise AssertionError(operation.kind)
 
 
 def step_indeterminate(state: KeyState, operation: Operation) -> frozenset[KeyState]:

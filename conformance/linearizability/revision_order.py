@@ -56,7 +56,9 @@ def check_real_time_revision_order(operations: Sequence[Operation]) -> list[Revi
     returned = 0
     highest: Operation | None = None
     for operation in by_call:
-        while returned < len(by_return) and (by_return[returned].return_ns or 0) < operation.call_ns:
+        while (
+            returned < len(by_return) and (by_return[returned].return_ns or 0) < operation.call_ns
+        ):
             candidate = by_return[returned]
             if highest is None or candidate.revision > highest.revision:
                 highest = candidate
@@ -64,7 +66,9 @@ def check_real_time_revision_order(operations: Sequence[Operation]) -> list[Revi
         if highest is None:
             continue
         if operation.revision < highest.revision:
-            violations.append(RevisionViolation("revision went back in real time", highest, operation))
+            violations.append(
+                RevisionViolation("revision went back in real time", highest, operation)
+            )
         elif operation.changed_the_store and operation.revision == highest.revision:
             violations.append(
                 RevisionViolation("write did not create a newer revision", highest, operation)

@@ -80,7 +80,9 @@ def check_operations(
     events = sorted(
         range(2 * count),
         key=lambda event: (
-            operations[event // 2].call_ns if event % 2 == 0 else return_time(operations[event // 2]),
+            operations[event // 2].call_ns
+            if event % 2 == 0
+            else return_time(operations[event // 2]),
             event % 2,
         ),
     )

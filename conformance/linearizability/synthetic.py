@@ -17,6 +17,7 @@ import random
 from dataclasses import dataclass, replace
 
 from conformance.history import Found, Kind, Operation, Status
+from conformance.linearizability.patch import ReferenceWrites
 
 
 @dataclass
@@ -45,7 +46,9 @@ class SimulatedStore:
             case Kind.COMPARE_AND_PUT:
                 mod_revision = 0 if current is None else current.mod_revision
                 if mod_revision != operation.expected_mod_revision:
-                    return replace(operation, revision=self.revision, found=current, succeeded=False)
+                    return replace(
+                        operation, revision=self.revision, found=current, succeeded=False
+                    )
                 revision = self.write(operation, current, take_effect)
                 return replace(operation, revision=revision, succeeded=True)
         raise AssertionError(operation.kind)
@@ -72,6 +75,18 @@ def linearizable_history(
     indeterminate_probability: float = 0.0,
 ) -> list[Operation]:
     """A linearizable history of `operation_count` operations (see the module docstring)."""
+    return simulate(seed, operation_count, client_count, key_count, indeterminate_probability)[0]
+
+
+def simulate(
+    seed: int,
+    operation_count: int,
+    client_count: int,
+    key_count: int = 5,
+    indeterminate_probability: float = 0.0,
+) -> tuple[list[Operation], ReferenceWrites]:
+    """The history, and the revision of every put that took effect by (key, value): what a
+    reference watch from revision 1 would show."""
     draw = random.Random(seed)
     keys = [f"key{index}" for index in range(key_count)]
     planned: list[tuple[int, Operation, bool]] = []  # (linearization point, operation, lost?)
@@ -83,7 +98,9 @@ def linearizable_history(
         point = call_ns + draw.randint(1, 100)
         return_ns = point + draw.randint(1, 100)
         clock[client] = return_ns
-        kind = draw.choice([Kind.GET, Kind.GET, Kind.PUT, Kind.PUT, Kind.DELETE, Kind.COMPARE_AND_PUT])
+        kind = draw.choice(
+            [Kind.GET, Kind.GET, Kind.PUT, Kind.PUT, Kind.DELETE, Kind.COMPARE_AND_PUT]
+        )
         key = draw.choice(keys)
         lost = kind != Kind.GET and draw.random() < indeterminate_probability
         operation = Operation(
@@ -100,9 +117,16 @@ def linearizable_history(
         planned.append((point, operation, lost))
     store = SimulatedStore()
     answered: list[Operation] = []
+    persisted: dict[tuple[str, str], int] = {}
+    deletes: dict[str, list[int]] = {}
     for _, operation, lost in sorted(planned, key=lambda entry: entry[0]):
         take_effect = not lost or draw.random() < 0.5
+        before = store.revision
         result = store.apply(operation, take_effect)
+        if store.revision != before and operation.kind == Kind.DELETE:
+            deletes.setdefault(operation.key, []).append(store.revision)
+        elif store.revision != before:
+            persisted[(operation.key, operation.value)] = store.revision
         if lost:
             result = replace(
                 operation, status=Status.INDETERMINATE, return_ns=None, error="DEADLINE_EXCEEDED"
@@ -112,9 +136,8 @@ def linearizable_history(
             last_mod_revision[(result.client, result.key)] = result.found.mod_revision
         elif result.status == Status.OK and result.kind != Kind.DELETE:
             last_mod_revision[(result.client, result.key)] = result.revision
-    # Kinds chose expected revisions from the client's view at planning time; recompute is not
-    # needed: any expected value gives a correct (if unsuccessful) compare.
-    return sorted(answered, key=lambda operation: operation.identifier)
+    history = sorted(answered, key=lambda operation: operation.identifier)
+    return history, ReferenceWrites(persisted, deletes)
 
 
 # --- Mutations: each returns a non-linearizable variant, or None when it does not apply -----
@@ -140,7 +163,9 @@ def stale_read(history: list[Operation], draw: random.Random) -> list[Operation]
     return None
 
 
-def lost_acknowledged_write(history: list[Operation], draw: random.Random) -> list[Operation] | None:
+def lost_acknowledged_write(
+    history: list[Operation], draw: random.Random
+) -> list[Operation] | None:
     """A read after an acknowledged put, with nothing else in between, does not see it."""
     ordered = sorted(history, key=lambda op: op.call_ns)
     candidates = []
@@ -155,6 +180,7 @@ def lost_acknowledged_write(history: list[Operation], draw: random.Random) -> li
                 and read.call_ns > put.return_ns
                 and read.found is not None
                 and read.found.value == put.value
+                and not could_write_between(history, put, read)
             ):
                 candidates.append((put, read))
                 break
@@ -162,6 +188,19 @@ def lost_acknowledged_write(history: list[Operation], draw: random.Random) -> li
         return None
     put, read = draw.choice(candidates)
     return substitute(history, replace(read, found=None))
+
+
+def could_write_between(history: list[Operation], first: Operation, last: Operation) -> bool:
+    """Some other write on the key (acknowledged or not) might fall between the two operations."""
+    assert last.return_ns is not None
+    return any(
+        other.is_write
+        and other.key == first.key
+        and other.identifier != first.identifier
+        and other.call_ns < last.return_ns
+        and (other.return_ns is None or other.return_ns > first.call_ns)
+        for other in history
+    )
 
 
 def duplicate_revision(history: list[Operation], draw: random.Random) -> list[Operation] | None:

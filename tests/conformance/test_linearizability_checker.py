@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from conformance.history import Found, Kind, Operation, Status
 from conformance.linearizability.checker import check_history
 from conformance.linearizability.search import Verdict, check_operations
-from conformance.linearizability.synthetic import MUTATIONS, linearizable_history
+from conformance.linearizability.synthetic import MUTATIONS, linearizable_history, simulate
 
 
 def put(identifier: int, key: str, value: str, call: int, ret: int | None, revision: int = 0) -> Operation:
@@ -135,15 +135,31 @@ def test_simulated_correct_store_histories_are_linearizable(
     assert report.verdict == Verdict.OK, report.failures
 
 
-@settings(max_examples=40)
-@given(seed=st.integers(0, 2**32), mutation=st.sampled_from(sorted(MUTATIONS)))
-def test_every_mutation_of_a_correct_history_is_rejected(seed: int, mutation: str) -> None:
-    history = linearizable_history(seed, 150, 4, 3, 0.05)
+@settings(max_examples=60)
+@given(
+    seed=st.integers(0, 2**32),
+    mutation=st.sampled_from(sorted(MUTATIONS)),
+    indeterminate=st.sampled_from([0.0, 0.05, 0.2]),
+)
+def test_every_mutation_of_a_correct_history_is_rejected(
+    seed: int, mutation: str, indeterminate: float
+) -> None:
+    """With indeterminate writes resolved from the reference history, every mutation is
+    rejected; without that, a mutation is never accepted (the search may run out of time)."""
+    history, persisted = simulate(seed, 150, 4, 3, indeterminate)
     mutated = MUTATIONS[mutation](history, random.Random(seed))
     if mutated is None:
         return  # the mutation found nothing to change in this history
-    assert check_history(history, budget_seconds=20).verdict == Verdict.OK
-    assert check_history(mutated, budget_seconds=20).verdict == Verdict.ILLEGAL, mutation
+    assert check_history(history, 20, persisted).verdict == Verdict.OK
+    assert check_history(mutated, 20, persisted).verdict == Verdict.ILLEGAL, mutation
+    assert check_history(mutated, 0.5).verdict != Verdict.OK, mutation
+
+
+@settings(max_examples=30)
+@given(seed=st.integers(0, 2**32), clients=st.integers(1, 8))
+def test_histories_patched_from_the_reference_are_linearizable(seed: int, clients: int) -> None:
+    history, persisted = simulate(seed, 300, clients, 3, 0.2)
+    assert check_history(history, 20, persisted).verdict == Verdict.OK
 
 
 def test_each_mutation_applies_to_some_history() -> None:

@@ -1,0 +1,1 @@
+"""Watch guarantees: recording watch streams and checking them against the reference history."""
