@@ -24,6 +24,7 @@ COMMANDS: dict[str, Command] = {
         "exhaustively explore a small Raft cluster, checking every safety invariant",
     ),
     "wal": Command("impl.wal.cli:main", "dump or verify an etcd-format WAL directory (etcd 3.4+ or etcdref)"),
+    "conformance": Command("conformance.cli:main", "check an etcd v3 API server (or launched etcd) against etcd's guarantees"),
 }
 
 

@@ -1,0 +1,232 @@
+"""The checks the `conformance` command runs, their profiles, and how a result is classified.
+
+A check is a function of the run's context that returns, per guarantee it covers, the
+violations found. The runner turns that into results:
+
+* passed: no violation;
+* failed: violations, listed;
+* known deviation: violations that a documented bug of the target explains (named);
+* unsupported: the server answered gRPC Unimplemented (not a failure: a capability);
+* error: the check could not run to the end (unreachable server, timeout); the message says
+  what failed, never a bare traceback.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+from conformance import leases
+from conformance.client import EtcdClient, RequestFailed
+from conformance.consistency import run_consistency_check
+from conformance.launcher import LaunchedCluster
+from conformance.watch.reference import ReferenceUnavailable
+from conformance.watch.scenario import current_revision, run_compaction_scenario, run_watch_scenario
+from conformance.workload import WorkloadSettings
+
+
+class Outcome(StrEnum):
+    PASSED = "passed"
+    FAILED = "failed"
+    KNOWN_DEVIATION = "known deviation"
+    UNSUPPORTED = "unsupported"
+    ERROR = "error"
+
+
+@dataclass
+class CheckResult:
+    name: str
+    outcome: Outcome
+    seconds: float
+    messages: list[str] = field(default_factory=list)
+
+
+@dataclass
+class CheckContext:
+    endpoints: list[str]
+    prefix: bytes
+    workload: WorkloadSettings
+    server_version: str = ""
+    cluster: LaunchedCluster | None = None
+    minimum_ttl_seconds: int | None = None  # known for launched etcd with default timing
+    progress_notify_seconds: float | None = None  # known for launched etcd
+    artifacts: dict[str, object] = field(default_factory=dict)  # for the report
+    watch_first_revision: int = 0  # where the watch check's writes began
+
+    def client(self) -> EtcdClient:
+        return EtcdClient(self.endpoints[0], timeout_seconds=5.0)
+
+
+Violations = dict[str, list[str]]
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str
+    summary: str
+    run: Callable[[CheckContext], Violations]
+    # A guarantee -> the documented bug that explains its violations, for matching servers.
+    known_deviations: Callable[[CheckContext], dict[str, str]] = lambda context: {}
+
+
+def run_cluster_check(context: CheckContext) -> Violations:
+    """Status and MemberList answer on every endpoint, with one cluster id, and every member
+    that answers names the same leader (cluster messages, wire notes §1.7-1.8)."""
+    violations: list[str] = []
+    cluster_ids = set()
+    leaders = set()
+    for endpoint in context.endpoints:
+        with EtcdClient(endpoint, timeout_seconds=5.0) as client:
+            status = client.status()
+            members = client.member_list()
+        cluster_ids.add(status.header.cluster_id)
+        leaders.add(status.leader)
+        if not status.version:
+            violations.append(f"{endpoint}: Status has no version (Kubernetes reads it)")
+        if not members.members:
+            violations.append(f"{endpoint}: MemberList is empty")
+        if not any(member.clientURLs for member in members.members):
+            violations.append(f"{endpoint}: no member lists client URLs")
+    if len(cluster_ids) != 1:
+        violations.append(f"endpoints report different cluster ids: {sorted(cluster_ids)}")
+    if len(leaders) != 1 or 0 in leaders:
+        violations.append(f"endpoints name leaders {sorted(leaders)}")
+    return {"status and member list": violations}
+
+
+def run_linearizability_check(context: CheckContext) -> Violations:
+    result = run_consistency_check(context.endpoints, context.prefix + b"kv/", context.workload)
+    context.artifacts["history"] = result.history
+    context.artifacts["reference"] = result.reference_recording
+    context.artifacts["linearizability"] = result.report
+    linearizability = (
+        [] if result.report.verdict == "ok" else result.report.failures or [result.report.summary()]
+    )
+    return {"durability": result.durability_violations, "linearizability": linearizability}
+
+
+def run_watch_check(context: CheckContext) -> Violations:
+    with context.client() as client:
+        result = run_watch_scenario(
+            client,
+            context.prefix,
+            seed=context.workload.seed,
+            progress_notify_seconds=context.progress_notify_seconds,
+        )
+    context.artifacts["watches"] = result.recordings
+    context.watch_first_revision = result.workload_revisions[0]
+    return result.violations
+
+
+def watch_known_deviations(context: CheckContext) -> dict[str, str]:
+    if context.server_version.startswith("3.4."):
+        return {
+            "progress (stream-wide request)": "etcd 3.4 answers a progress request before the "
+            "watch has caught up (etcd#15220, fixed in 3.5)"
+        }
+    return {}
+
+
+def run_lease_check(context: CheckContext) -> Violations:
+    with context.client() as client:
+        return {
+            "grant and time-to-live": leases.check_grant_and_time_to_live(
+                client, context.prefix, context.minimum_ttl_seconds
+            ),
+            "unknown lease": leases.check_unknown_lease_answers(client, context.prefix),
+            "keep-alive extends": leases.check_keep_alive_extends(client),
+            "revoke deletes keys": leases.check_revoke_deletes_keys(client, context.prefix),
+            "expiry deletes keys": leases.check_expiry_deletes_keys(client, context.prefix),
+        }
+
+
+def run_hash_agreement_check(context: CheckContext) -> Violations:
+    """All members agree on the keyspace hash at one revision (etcd's end-of-test check)."""
+    with context.client() as client:
+        revision = current_revision(client)
+    hashes = {}
+    for endpoint in context.endpoints:
+        with EtcdClient(endpoint, timeout_seconds=10.0) as client:
+            deadline = time.monotonic() + 10
+            while current_revision(client) < revision and time.monotonic() < deadline:
+                time.sleep(0.1)
+            hashes[endpoint] = client.hash_kv(revision).hash
+    if len(set(hashes.values())) > 1:
+        return {"hash agreement": [f"HashKV at revision {revision} differs: {hashes}"]}
+    return {"hash agreement": []}
+
+
+def run_compaction_check(context: CheckContext) -> Violations:
+    """Compaction cancels watches from before it (W-9); destructive, so it runs last."""
+    with context.client() as client:
+        first = context.watch_first_revision or current_revision(client)
+        target = min(first + 5, current_revision(client))
+        violations, recording = run_compaction_scenario(client, target)
+    context.artifacts["compaction watch"] = recording
+    return {"watch cancelled by compaction": violations}
+
+
+CHECKS = {
+    check.name: check
+    for check in [
+        Check("cluster", "Status and MemberList on every endpoint", run_cluster_check),
+        Check(
+            "linearizability",
+            "concurrent clients: durability and linearizability",
+            run_linearizability_check,
+        ),
+        Check(
+            "watch",
+            "watch guarantees against the history from a watch",
+            run_watch_check,
+            watch_known_deviations,
+        ),
+        Check("lease", "lease grant, keep-alive, revoke, expiry", run_lease_check),
+        Check("hash agreement", "members agree on HashKV", run_hash_agreement_check),
+        Check("compaction", "compaction cancels older watches", run_compaction_check),
+    ]
+}
+
+PROFILES = {
+    "kubernetes": ("cluster", "linearizability", "watch", "lease", "compaction"),
+    "kv-watch-lease": ("linearizability", "watch", "lease"),
+    "full": ("cluster", "linearizability", "watch", "lease", "hash agreement", "compaction"),
+}
+
+
+def run_check(check: Check, context: CheckContext) -> list[CheckResult]:
+    """Run one check and classify what it returned (see the module docstring)."""
+    started = time.monotonic()
+    try:
+        found = check.run(context)
+    except RequestFailed as failure:
+        outcome = Outcome.UNSUPPORTED if failure.unsupported else Outcome.ERROR
+        return [CheckResult(check.name, outcome, time.monotonic() - started, [str(failure)])]
+    except ReferenceUnavailable as failure:
+        return [CheckResult(check.name, Outcome.ERROR, time.monotonic() - started, [str(failure)])]
+    except Exception as failure:
+        message = f"{type(failure).__name__}: {failure}"
+        return [CheckResult(check.name, Outcome.ERROR, time.monotonic() - started, [message])]
+    seconds = time.monotonic() - started
+    deviations = check.known_deviations(context)
+    results = []
+    for guarantee, violations in found.items():
+        name = f"{check.name}: {guarantee}" if guarantee != check.name else check.name
+        if not violations:
+            results.append(CheckResult(name, Outcome.PASSED, seconds))
+        elif guarantee in deviations:
+            results.append(
+                CheckResult(
+                    name, Outcome.KNOWN_DEVIATION, seconds, [deviations[guarantee], *violations]
+                )
+            )
+        else:
+            results.append(CheckResult(name, Outcome.FAILED, seconds, violations))
+    return results
+
+
+def report_directory_default() -> Path:
+    return Path("conformance-report") / time.strftime("%Y%m%dT%H%M%S")
