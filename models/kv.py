@@ -13,7 +13,8 @@ Public API (the conformance suite uses it as its expected-results oracle):
     model = KeyValueModel()
     model.apply(request)        -> response | EtcdError   (Range, Put, DeleteRange, Txn, Compaction)
     model.range(request) / put / delete_range / txn / compact   -> response | EtcdError
-    model.lease_grant(id, ttl)  -> the granted TTL | EtcdError
+    model.lease_grant(id, ttl, now) -> the granted TTL | EtcdError
+    model.lease_keep_alive(id, now) / model.lease_expired(now, limit)
     model.lease_revoke(id)      -> the revision after the revoke | EtcdError
     model.lease_keys(id)        -> keys attached to a lease, in key order
     model.watch_events(key, range_end, first, last, filters, prev_kv)
@@ -87,9 +88,11 @@ class KeyValueModel:
         self.events: list[tuple[Event, ...]] = [(), ()]
         self.compacted_revision = -1
         self.leases: dict[LeaseId, int] = {}
+        self.lease_expiry_seconds: dict[LeaseId, float] = {}
 
     @property
     def current_revision(self) -> int:
+        """The revision of the last write: the last index of `history`."""
         return len(self.history) - 1
 
     def _commit(self, writes: _Writes) -> None:
@@ -98,6 +101,7 @@ class KeyValueModel:
             self.events.append(tuple(writes.events))
 
     def apply(self, request: KeyValueRequest) -> Response | EtcdError:
+        """Answer any KV request as etcd would: its response, or the error etcd sends."""
         match request:
             case RangeRequest():
                 return self.range(request)
@@ -112,6 +116,7 @@ class KeyValueModel:
 
     # --- Range -----------------------------------------------------------------------------
     def range(self, request: RangeRequest) -> RangeResponse | EtcdError:
+        """Read from the whole keyspace saved at the requested revision."""
         error = validate_request(request)
         if error is not None:
             return error
@@ -162,6 +167,7 @@ class KeyValueModel:
 
     # --- Put and DeleteRange -------------------------------------------------------------------
     def put(self, request: PutRequest) -> PutResponse | EtcdError:
+        """Copy the latest keyspace, set one key, append the copy as the next revision."""
         error = validate_request(request)
         if error is None and request.lease != 0 and request.lease not in self.leases:
             error = EtcdError.LEASE_NOT_FOUND
@@ -200,6 +206,7 @@ class KeyValueModel:
         return PutResponse(header=header, prev_kv=previous if request.prev_kv else None)
 
     def delete_range(self, request: DeleteRangeRequest) -> DeleteRangeResponse | EtcdError:
+        """Copy the latest keyspace without the keys in range; append it only if one was there."""
         error = validate_request(request)
         if error is not None:
             return error
@@ -225,6 +232,7 @@ class KeyValueModel:
 
     # --- Txn -------------------------------------------------------------------------------------
     def txn(self, request: TxnRequest) -> TxnResponse | EtcdError:
+        """Decide every branch on the latest keyspace, then run the operations on one copy."""
         error = validate_request(request)
         if error is not None:
             return error
@@ -293,6 +301,7 @@ class KeyValueModel:
 
     # --- Compaction --------------------------------------------------------------------------
     def compact(self, request: CompactionRequest) -> CompactionResponse | EtcdError:
+        """Refuse reads before the revision from now on (the history itself is kept)."""
         if request.revision <= self.compacted_revision:
             return EtcdError.COMPACTED
         if request.revision > self.current_revision:
@@ -301,19 +310,44 @@ class KeyValueModel:
         return CompactionResponse(ResponseHeader(revision=Revision(self.current_revision)))
 
     # --- Leases ----------------------------------------------------------------------------------
-    def lease_grant(self, lease: LeaseId, ttl_seconds: int) -> int | EtcdError:
+    def lease_grant(
+        self, lease: LeaseId, ttl_seconds: int, now_seconds: float | None = None
+    ) -> int | EtcdError:
+        """Grant a lease; returns the TTL granted (raised to the 2 s minimum). With a time,
+        the lease expires that TTL later (the leader's view); without, never."""
         if ttl_seconds > constants.lease_ttl_seconds_max:
             return EtcdError.LEASE_TTL_TOO_LARGE
         if lease in self.leases:
             return EtcdError.LEASE_EXISTS
         self.leases[lease] = max(ttl_seconds, constants.lease_ttl_seconds_min)
+        if now_seconds is not None:
+            self.lease_expiry_seconds[lease] = now_seconds + self.leases[lease]
         return self.leases[lease]
 
+    def lease_keep_alive(self, lease: LeaseId, now_seconds: float) -> int:
+        """Restart a live lease's TTL; answers its TTL, or 0 if unknown or already expired."""
+        expiry = self.lease_expiry_seconds.get(lease)
+        if lease not in self.leases or (expiry is not None and expiry <= now_seconds):
+            return 0
+        self.lease_expiry_seconds[lease] = now_seconds + self.leases[lease]
+        return self.leases[lease]
+
+    def lease_expired(self, now_seconds: float, limit: int) -> list[LeaseId]:
+        """Leases whose expiry has come, soonest first (ties by id), at most `limit`."""
+        due = [
+            (expiry, lease)
+            for lease, expiry in self.lease_expiry_seconds.items()
+            if expiry <= now_seconds
+        ]
+        return [lease for _, lease in sorted(due)[:limit]]
+
     def lease_keys(self, lease: LeaseId) -> tuple[bytes, ...]:
+        """Keys whose latest value carries the lease, in key order."""
         latest = self.history[self.current_revision]
         return tuple(sorted(key for key, kv in latest.items() if kv.lease == lease))
 
     def lease_revoke(self, lease: LeaseId) -> int | EtcdError:
+        """Delete the lease's keys in key order in one revision; returns the revision after."""
         if lease not in self.leases:
             return EtcdError.LEASE_NOT_FOUND
         writes = _Writes(self.history[self.current_revision], self.current_revision + 1)
@@ -321,6 +355,7 @@ class KeyValueModel:
             self._delete(DeleteRangeRequest(key=key), writes)
         self._commit(writes)
         del self.leases[lease]
+        self.lease_expiry_seconds.pop(lease, None)
         return self.current_revision
 
     # --- Watch -----------------------------------------------------------------------------------

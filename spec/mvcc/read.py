@@ -24,6 +24,9 @@ The steps, in etcd's order:
 7. **Truncate** to `limit` (if positive), setting `more` when something was cut.
 8. `keys_only` empties each value. The header revision is the store's current revision,
    not the revision read.
+
+`serializable` does not change the answer computed here: it only lets a node answer from its
+own keyspace without first confirming leadership (ReadIndex), which is the node's business.
 """
 
 from __future__ import annotations

@@ -141,6 +141,7 @@ class OverlayView:
         return RevisionPair(self.write_revision, len(self._records))
 
     def write(self, record: Record, index: KeyIndex, lease_move: LeaseMove) -> None:
+        """Add one change: its record, the key's new index, and its lease attachment."""
         assert record.revision == self.next_revision(), "changes are written in sub order"
         self._records.append(record)
         self._records_by_revision[record.revision] = record.key_value
@@ -151,6 +152,7 @@ class OverlayView:
         self._attached[index.key] = lease_move.lease_attached
 
     def changes(self) -> Changes:
+        """Everything written so far, as one `Changes` (empty if nothing was written)."""
         if not self._records:
             return Changes()
         return Changes(

@@ -15,15 +15,27 @@ import pytest
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.stateful import run_state_machine_as_test
 
+import spec.lease
 import spec.mvcc.apply
 import spec.mvcc.compaction
 import spec.mvcc.read
 import spec.mvcc.transaction
 import spec.mvcc.write
 import spec.watch
-from spec.mvcc import Applied, Changes, ResponseHeader, Revision, RevisionPair
+from spec.errors import EtcdError
+from spec.mvcc import (
+    Applied,
+    Changes,
+    DeleteRangeRequest,
+    Rejected,
+    ResponseHeader,
+    Revision,
+    RevisionPair,
+    events_for_changes,
+)
 from spec.mvcc.key_index import KeyIndex, key_index_compact
 from spec.mvcc.view import KeyspaceView, OverlayView
+from spec.mvcc.write import write_delete_range
 from tests.spec.mvcc.harness import MvccComparison
 
 BUG_HUNT = settings(
@@ -159,4 +171,37 @@ def test_range_filter_off_by_one(monkeypatch: pytest.MonkeyPatch) -> None:
         return real_passes(request, kv)
 
     monkeypatch.setattr(spec.mvcc.read, "_passes_filters", exclusive_minimum)
+    assert_caught()
+
+
+def test_lease_revoke_deletes_keys_out_of_key_order(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug: revoking a lease deletes its keys in reverse key order (etcd sorts them)."""
+
+    def revoke_in_reverse(view: KeyspaceView, leases: Any, request: Any) -> Any:
+        if request.ID not in leases.by_id:
+            return Rejected(EtcdError.LEASE_NOT_FOUND), leases
+        overlay = OverlayView(view)
+        for key in reversed(view.keys_attached(request.ID)):
+            write_delete_range(overlay, DeleteRangeRequest(key=key))
+        changes = attrs.evolve(overlay.changes(), leases_revoked=(request.ID,))
+        header = ResponseHeader(revision=overlay.current_revision())
+        response = spec.lease.LeaseRevokeResponse(header=header)
+        return Applied(response, changes, events_for_changes(changes)), leases.without(request.ID)
+
+    monkeypatch.setattr(spec.lease, "revoke", revoke_in_reverse)
+    assert_caught()
+
+
+def test_expired_lease_kept_alive(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Bug: a keep-alive that arrives after expiry (before the revoke) revives the lease."""
+
+    def keep_alive_ignoring_expiry(leases: Any, request: Any, now_seconds: float) -> Any:
+        lease = leases.by_id.get(request.ID)
+        if lease is None:
+            return spec.lease.LeaseKeepAliveResponse(ID=request.ID, TTL=0), leases
+        renewed = attrs.evolve(lease, expiry_seconds=now_seconds + lease.ttl_seconds)
+        response = spec.lease.LeaseKeepAliveResponse(ID=request.ID, TTL=lease.ttl_seconds)
+        return response, leases.with_lease(renewed)
+
+    monkeypatch.setattr(spec.lease, "keep_alive", keep_alive_ignoring_expiry)
     assert_caught()

@@ -57,8 +57,12 @@ revision_offsets = st.one_of(st.integers(0, 3), st.integers(-1, 12))
 filters = st.lists(st.sampled_from(list(watch_spec.FilterType)), max_size=2, unique=True)
 
 
-def range_requests(revision: st.SearchStrategy[int]) -> st.SearchStrategy[RangeRequest]:
-    small_revisions = st.one_of(st.just(0), st.integers(1, 8)).map(Revision)
+def range_requests(
+    revision: st.SearchStrategy[int], current_revision: int = 8
+) -> st.SearchStrategy[RangeRequest]:
+    """Ranges with every option; revision filters near the current revision, where keys are."""
+    recent = st.integers(max(1, current_revision - 6), current_revision + 1).map(Revision)
+    small_revisions = st.one_of(st.just(Revision(0)), recent)
     return st.builds(
         RangeRequest,
         key=keys,
@@ -87,8 +91,9 @@ keeping_puts = st.builds(
     ignore_lease=st.booleans(),
 )
 put_requests = st.one_of(plain_puts, plain_puts, plain_puts, keeping_puts)
+attached_leases = st.sampled_from([0, 0, 1, 1, 2]).map(LeaseId)  # often a granted one
 inner_puts = st.builds(
-    PutRequest, key=nonempty_keys, value=values, lease=lease_ids, prev_kv=st.booleans()
+    PutRequest, key=nonempty_keys, value=values, lease=attached_leases, prev_kv=st.booleans()
 )
 inner_deletes = st.builds(
     DeleteRangeRequest, key=nonempty_keys, range_end=range_ends, prev_kv=st.booleans()
@@ -177,6 +182,7 @@ class MvccComparison(RuleBasedStateMachine):
         self.leases = lease_spec.Leases()
         self.watchers: list[WatchedRange] = []
         self.watch_ids = watch_spec.WatchIds()
+        self.now_seconds = 0.0
 
     # --- hooks for subclasses ----------------------------------------------------------------
     def make_stores(self) -> list[Any]:
@@ -224,8 +230,12 @@ class MvccComparison(RuleBasedStateMachine):
             self.notify_watchers(outcome.changes.revision, outcome.events)
 
     # --- KV rules --------------------------------------------------------------------------------
-    @initialize(requests=st.lists(inner_puts, max_size=5))
-    def populate(self, requests: list[PutRequest]) -> None:
+    @initialize(requests=st.lists(inner_puts, max_size=5), granted=st.lists(lease_ids, max_size=2))
+    def populate(self, requests: list[PutRequest], granted: list[LeaseId]) -> None:
+        """Start with a few leases and keys, so puts with a lease and revokes find something."""
+        for lease in granted:
+            if lease:
+                self.lease_grant(lease, 5)
         for request in requests:
             self.apply_request(request)
 
@@ -244,7 +254,7 @@ class MvccComparison(RuleBasedStateMachine):
 
     @rule(data=st.data())
     def range(self, data: st.DataObject) -> None:
-        request = data.draw(range_requests(self.revisions()))
+        request = data.draw(range_requests(self.revisions(), self.model.current_revision))
         self.apply_request(request)
 
     @rule(data=st.data())
@@ -257,6 +267,40 @@ class MvccComparison(RuleBasedStateMachine):
         revision = Revision(self.model.current_revision - offset)
         self.apply_request(CompactionRequest(revision=revision))
 
+    @rule(data=st.data())
+    def range_at_edges(self, data: st.DataObject) -> None:
+        """Ranges whose filters sit exactly on revisions that keys have (the off-by-one spots)."""
+        latest = self.model.history[self.model.current_revision]
+        edges = sorted(
+            {kv.mod_revision for kv in latest.values()}
+            | {kv.create_revision for kv in latest.values()}
+        )
+        bounds = st.sampled_from([0, *edges]).map(Revision) if edges else st.just(Revision(0))
+        request = RangeRequest(
+            key=b"\x00",
+            range_end=data.draw(st.sampled_from([b"\x00", b"b"])),
+            limit=data.draw(st.integers(0, 3)),
+            sort_order=data.draw(st.sampled_from(list(SortOrder))),
+            sort_target=data.draw(st.sampled_from(list(SortTarget))),
+            min_mod_revision=data.draw(bounds),
+            max_mod_revision=data.draw(bounds),
+            min_create_revision=data.draw(bounds),
+            max_create_revision=data.draw(bounds),
+        )
+        self.apply_request(request)
+
+    @rule(data=st.data())
+    def put_with_granted_lease(self, data: st.DataObject) -> None:
+        """Attach keys to leases that exist, so revokes and expiry delete several keys."""
+        granted = sorted(self.model.leases)
+        lease = data.draw(st.sampled_from(granted)) if granted else LeaseId(0)
+        self.apply_request(PutRequest(key=data.draw(nonempty_keys), value=b"l", lease=lease))
+
+    @rule(offset=st.integers(0, 2))
+    def compact_recent(self, offset: int) -> None:
+        """Compaction near the current revision: what cancels watchers and trims history."""
+        self.compact(offset)
+
     def revisions(self) -> st.SearchStrategy[int]:
         current = self.model.current_revision
         return st.one_of(st.just(0), st.integers(-1, current + 1))
@@ -266,12 +310,12 @@ class MvccComparison(RuleBasedStateMachine):
     def lease_grant(self, lease: LeaseId, ttl_seconds: int) -> None:
         request = lease_spec.LeaseGrantRequest(TTL=ttl_seconds, ID=lease)
         outcomes = [
-            lease_spec.grant(store, self.leases, request, LeaseId(99), None)
+            lease_spec.grant(store, self.leases, request, LeaseId(99), self.now_seconds)
             for store in self.stores
         ]
         outcome, leases = outcomes[0]
         assert all(other == outcomes[0] for other in outcomes[1:])
-        expected = self.model.lease_grant(lease, ttl_seconds)
+        expected = self.model.lease_grant(lease, ttl_seconds, self.now_seconds)
         if isinstance(expected, EtcdError):
             assert outcome == Rejected(expected)
             return
@@ -280,7 +324,7 @@ class MvccComparison(RuleBasedStateMachine):
         self.leases = leases
         self.commit(outcome.changes)
 
-    @rule(lease=lease_ids)
+    @rule(lease=st.sampled_from([0, 1, 1, 2, 3]).map(LeaseId))
     def lease_revoke(self, lease: LeaseId) -> None:
         revision_before = self.model.current_revision
         request = lease_spec.LeaseRevokeRequest(ID=lease)
@@ -299,12 +343,34 @@ class MvccComparison(RuleBasedStateMachine):
     @rule(lease=lease_ids)
     def lease_time_to_live(self, lease: LeaseId) -> None:
         request = lease_spec.LeaseTimeToLiveRequest(ID=lease, keys=True)
-        response = self.run_everywhere(lease_spec.time_to_live, self.leases, request, 0.0)
+        response = self.run_everywhere(
+            lease_spec.time_to_live, self.leases, request, self.now_seconds
+        )
         if lease not in self.model.leases:
             assert response.TTL == -1
             return
         assert response.grantedTTL == self.model.leases[lease]
         assert response.keys == self.model.lease_keys(lease)
+        remaining = self.model.lease_expiry_seconds[lease] - self.now_seconds
+        assert int(remaining) == response.TTL
+
+    @rule(seconds=st.sampled_from([0.5, 1.0, 2.0, 3.0, 5.0]))
+    def advance_clock(self, seconds: float) -> None:
+        self.now_seconds += seconds
+
+    @rule(lease=lease_ids.filter(bool))
+    def lease_keep_alive(self, lease: LeaseId) -> None:
+        request = lease_spec.LeaseKeepAliveRequest(ID=lease)
+        response, self.leases = lease_spec.keep_alive(self.leases, request, self.now_seconds)
+        assert self.model.lease_keep_alive(lease, self.now_seconds) == response.TTL
+
+    @rule(limit=st.integers(1, 3))
+    def revoke_expired_leases(self, limit: int) -> None:
+        """The leader's expiry pass: find expired leases, then revoke each through the store."""
+        expired = lease_spec.expired_leases(self.leases, self.now_seconds, limit)
+        assert list(expired) == self.model.lease_expired(self.now_seconds, limit)
+        for lease in expired:
+            self.lease_revoke(lease)
 
     # --- watch rules -----------------------------------------------------------------------------
     @rule(
