@@ -63,7 +63,7 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(list(sys.argv[1:] if argv is None else argv))
-    console = Console(highlight=False)
+    console = Console(highlight=False, soft_wrap=True)
     if arguments.launch == "etcdref":
         console.print(
             "[red]--launch etcdref: etcdref's own node does not exist yet (issue 6)[/red]"
