@@ -22,7 +22,9 @@ A watcher watches a key, a range [key, range_end), or every key from `key` on
    sent. **prev_kv** attaches the key's value at `mod_revision - 1` to each event that is not a
    creation (a PUT with version 1); if that revision is compacted, it is left out.
 5. **Progress**: a synced watcher asked for progress gets a response with no events and the
-   current revision; a stream-wide progress request is answered once with watch id -1.
+   current revision; a stream-wide progress request is answered once with watch id -1. A
+   watch created with `progress_notify` gets one at every progress tick (every 10 minutes by
+   default) unless it was sent events since the previous tick.
 6. **Fragment**: a response at or above the size limit with two or more events is split into
    several, all but the last with `fragment=True`.
 
@@ -90,6 +92,7 @@ class Watcher:
     prev_kv: bool = False
     progress_notify: bool = False
     fragment: bool = False
+    quiet_since_tick: bool = True  # no events sent since the last progress tick
 
     def watches(self, key: bytes) -> bool:
         """Whether a change of `key` concerns this watcher."""
@@ -201,7 +204,8 @@ def catch_up(
         watcher = attrs.evolve(watcher, next_revision=Revision(current + 1), synced=True)
     else:
         watcher = attrs.evolve(watcher, next_revision=more_from)
-    return _response(view, watcher, current, events), watcher
+    response = _response(view, watcher, current, events)
+    return response, _after_send(watcher, response)
 
 
 def notify(
@@ -213,7 +217,14 @@ def notify(
         return None, watcher
     mine = [event for event in events if watcher.watches(event.kv.key)]
     watcher = attrs.evolve(watcher, next_revision=Revision(revision + 1))
-    return _response(view, watcher, revision, mine), watcher
+    response = _response(view, watcher, revision, mine)
+    return response, _after_send(watcher, response)
+
+
+def _after_send(watcher: Watcher, response: WatchResponse | None) -> Watcher:
+    if response is None or not watcher.quiet_since_tick:
+        return watcher
+    return attrs.evolve(watcher, quiet_since_tick=False)
 
 
 def _response(
@@ -252,6 +263,16 @@ def progress(view: KeyspaceView, watcher: Watcher) -> WatchResponse | None:
     if not watcher.synced:
         return None
     return WatchResponse(ResponseHeader(revision=view.current_revision()), watcher.watch_id)
+
+
+def progress_tick(view: KeyspaceView, watcher: Watcher) -> tuple[WatchResponse | None, Watcher]:
+    """The periodic progress notification (`--experimental-watch-progress-notify-interval`, etcd
+    `v3rpc/watch.go` sendLoop): a watch created with progress_notify that was sent no events
+    since the previous tick gets a progress response (if synced); every tick starts quiet again."""
+    if not watcher.progress_notify:
+        return None, watcher
+    response = progress(view, watcher) if watcher.quiet_since_tick else None
+    return response, attrs.evolve(watcher, quiet_since_tick=True)
 
 
 def progress_all(view: KeyspaceView, watchers: Collection[Watcher]) -> WatchResponse | None:

@@ -27,6 +27,7 @@ from spec.watch import (
     notify,
     progress,
     progress_all,
+    progress_tick,
 )
 
 
@@ -155,3 +156,23 @@ def test_fragment_splits_big_responses_keeping_one_event_at_least() -> None:
         1,
         1,
     ]
+
+
+def test_progress_ticks_only_for_quiet_watches_that_asked() -> None:
+    store = store_with(PutRequest(key=b"a"))
+    request = WatchCreateRequest(key=b"a", progress_notify=True)
+    _, watcher, _ = create_watcher(store, request, WatchIds())
+    _, silent, _ = create_watcher(store, WatchCreateRequest(key=b"a"), WatchIds())
+    assert watcher is not None and silent is not None
+    tick, watcher = progress_tick(store, watcher)
+    assert tick is not None and tick.header.revision == 2 and tick.events == ()
+    assert progress_tick(store, silent) == (None, silent)
+    outcome = apply_request(store, PutRequest(key=b"a"))
+    assert isinstance(outcome, Applied)
+    store.apply(outcome.changes)
+    sent, watcher = notify(store, watcher, Revision(3), outcome.events)
+    assert sent is not None and not watcher.quiet_since_tick
+    skipped, watcher = progress_tick(store, watcher)
+    assert skipped is None and watcher.quiet_since_tick  # events went out since the last tick
+    again, watcher = progress_tick(store, watcher)
+    assert again is not None and again.header.revision == 3
