@@ -22,10 +22,12 @@ from pathlib import Path
 from conformance import leases
 from conformance.client import EtcdClient, RequestFailed
 from conformance.consistency import run_consistency_check
+from conformance.faults import Fault, inject_fault
 from conformance.launcher import LaunchedCluster
 from conformance.watch.reference import ReferenceUnavailable
 from conformance.watch.scenario import current_revision, run_compaction_scenario, run_watch_scenario
 from conformance.workload import WorkloadSettings
+from etcdpb.etcdserverpb import rpc_pb2
 
 
 class Outcome(StrEnum):
@@ -55,6 +57,7 @@ class CheckContext:
     progress_notify_seconds: float | None = None  # known for launched etcd
     artifacts: dict[str, object] = field(default_factory=dict)  # for the report
     watch_first_revision: int = 0  # where the watch check's writes began
+    fault: Fault | None = None  # injected during the linearizability workload (launched only)
 
     def client(self) -> EtcdClient:
         return EtcdClient(self.endpoints[0], timeout_seconds=5.0)
@@ -98,7 +101,16 @@ def run_cluster_check(context: CheckContext) -> Violations:
 
 
 def run_linearizability_check(context: CheckContext) -> Violations:
-    result = run_consistency_check(context.endpoints, context.prefix + b"kv/", context.workload)
+    cluster, fault = context.cluster, context.fault
+    during = None
+    if cluster is not None and fault is not None:
+
+        def during() -> None:
+            context.artifacts["fault"] = inject_fault(cluster, fault, context.workload.seed)
+
+    result = run_consistency_check(
+        context.endpoints, context.prefix + b"kv/", context.workload, during=during
+    )
     context.artifacts["history"] = result.history
     context.artifacts["reference"] = result.reference_recording
     context.artifacts["linearizability"] = result.report
@@ -144,8 +156,12 @@ def run_lease_check(context: CheckContext) -> Violations:
 
 
 def run_hash_agreement_check(context: CheckContext) -> Violations:
-    """All members agree on the keyspace hash at one revision (etcd's end-of-test check)."""
+    """After the run (and any fault), a final write succeeds and all members agree on the
+    keyspace hash at one revision (etcd's robustness end-of-test checks)."""
     with context.client() as client:
+        client.put(
+            rpc_pb2.PutRequest(key=context.prefix + b"tombstone", value=b"true"), timeout_seconds=10
+        )
         revision = current_revision(client)
     hashes = {}
     for endpoint in context.endpoints:

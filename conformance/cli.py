@@ -1,7 +1,7 @@
 """`etcdref conformance`: run the suite against servers someone else runs, or launch real etcd.
 
     etcdref conformance --endpoints 127.0.0.1:2379[,...] [--profile kubernetes|kv-watch-lease|full]
-    etcdref conformance --launch etcd --size 1|3 [--profile ...]
+    etcdref conformance --launch etcd --size 1|3 [--faults kill|kill-leader|pause] [--profile ...]
 
 Prints a progress bar while the checks run and a summary table at the end (check, result,
 seconds), writes the report directory (see `conformance.report`), and exits 0 when nothing
@@ -26,6 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conformance.checks import CHECKS, PROFILES, CheckContext, CheckResult, Outcome, run_check
+from conformance.faults import Fault, FaultRecord
 from conformance.launcher import LaunchedCluster, LaunchFailed
 from conformance.preflight import probe
 from conformance.report import write_report
@@ -57,6 +58,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="concurrent workload clients")
     parser.add_argument("--operations", type=int, default=100, help="operations per client")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--faults",
+        choices=[str(fault) for fault in Fault],
+        help="with --launch: inject this fault once during the linearizability workload",
+    )
     parser.add_argument("--etcd-binary", default="etcd", help="etcd executable for --launch etcd")
     return parser.parse_args(argv)
 
@@ -64,6 +70,11 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     arguments = parse_arguments(list(sys.argv[1:] if argv is None else argv))
     console = Console(highlight=False, soft_wrap=True)
+    if arguments.faults and not arguments.launch:
+        console.print(
+            "[red]--faults needs --launch: the suite only injects faults into clusters it started[/red]"
+        )
+        return 2
     if arguments.launch == "etcdref":
         console.print(
             "[red]--launch etcdref: etcdref's own node does not exist yet (issue 6)[/red]"
@@ -116,6 +127,7 @@ def run(
         cluster=cluster,
         minimum_ttl_seconds=constants.lease_ttl_seconds_min if cluster is not None else None,
         progress_notify_seconds=0.1 if cluster is not None else None,
+        fault=Fault(arguments.faults) if arguments.faults else None,
     )
     report_directory = arguments.report or Path("conformance-report") / time.strftime(
         "%Y%m%dT%H%M%S"
@@ -137,6 +149,9 @@ def run(
             write_report(report_directory, results, context)
             progress.advance(task)
     console.print(summary_table(results))
+    fault = context.artifacts.get("fault")
+    if isinstance(fault, FaultRecord):
+        console.print(f"fault injected: {fault.describe()}")
     failed = [result for result in results if result.outcome in (Outcome.FAILED, Outcome.ERROR)]
     console.print(
         f"{len(results)} results: {len(results) - len(failed)} without failure, {len(failed)} failed; "

@@ -12,7 +12,7 @@ after that revision to the final one (the reference history); then
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 from conformance.client import EtcdClient
@@ -85,10 +85,12 @@ def run_consistency_check(
     prefix: bytes,
     settings: WorkloadSettings,
     budget_seconds: float = 60.0,
+    during: Callable[[], object] | None = None,
 ) -> ConsistencyResult:
+    """Run the workload (with `during`, a fault, injected meanwhile) and check its history."""
     with EtcdClient(endpoints[0], timeout_seconds=5.0) as client:
         start = current_revision(client)
-    history = run_workload(endpoints, prefix, settings)
+    history = run_workload(endpoints, prefix, settings, during)
     with EtcdClient(endpoints[0], timeout_seconds=5.0) as client:
         final = current_revision(client)
         reference, recording = collect_reference(client, final, start_revision=start + 1)

@@ -14,7 +14,7 @@ from __future__ import annotations
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +35,8 @@ class WorkloadSettings:
     request_timeout_seconds: float = 1.0
     duration_seconds_max: float = 30.0
     seed: int = 1
+    # Pause after a failed request, so a client facing a dead member does not spin.
+    failure_backoff_seconds: float = 0.05
 
 
 def found_from(message: kv_pb2.KeyValue) -> Found:
@@ -69,11 +71,18 @@ class WorkloadClient:
     def full_key(self, key: str) -> bytes:
         return self.prefix + key.encode()
 
-    def run(self, deadline: float) -> None:
-        for _ in range(self.settings.operations_per_client):
-            if time.monotonic() > deadline:
+    def run(self, deadline: float, keep_going: threading.Event | None = None) -> None:
+        """Do this client's share of operations; with `keep_going`, go on past that share
+        (but never past the deadline) until the event is cleared."""
+        done = 0
+        while time.monotonic() < deadline:
+            if done >= self.settings.operations_per_client and (
+                keep_going is None or not keep_going.is_set()
+            ):
                 return
-            self.step()
+            if self.step().status != Status.OK:
+                time.sleep(self.settings.failure_backoff_seconds)
+            done += 1
 
     def choose_kind(self) -> Kind:
         if self.must_read:
@@ -162,11 +171,20 @@ class WorkloadClient:
 
 
 def run_workload(
-    endpoints: Sequence[str], prefix: bytes, settings: WorkloadSettings
+    endpoints: Sequence[str],
+    prefix: bytes,
+    settings: WorkloadSettings,
+    during: Callable[[], object] | None = None,
 ) -> list[Operation]:
-    """Run the clients (spread over the endpoints) to completion; returns the history."""
+    """Run the clients (spread over the endpoints) to completion; returns the history.
+
+    With `during` (a fault injection), it runs on its own thread while the clients work, and
+    the clients keep working until it has returned (bounded by the deadline)."""
     recorder = HistoryRecorder()
     deadline = time.monotonic() + settings.duration_seconds_max
+    keep_going = threading.Event()
+    if during is not None:
+        keep_going.set()
     clients = [
         EtcdClient(endpoints[number % len(endpoints)], settings.request_timeout_seconds)
         for number in range(settings.client_count)
@@ -175,13 +193,18 @@ def run_workload(
         threads = [
             threading.Thread(
                 target=WorkloadClient(number, client, prefix, settings, recorder).run,
-                args=(deadline,),
+                args=(deadline, keep_going),
                 daemon=True,
             )
             for number, client in enumerate(clients)
         ]
         for thread in threads:
             thread.start()
+        if during is not None:
+            try:
+                during()
+            finally:
+                keep_going.clear()
         for thread in threads:
             thread.join(timeout=settings.duration_seconds_max + 10)
     finally:
