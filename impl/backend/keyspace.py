@@ -120,6 +120,10 @@ class LmdbKeyspace:
 
     # --- opening -------------------------------------------------------------------------------
     def _open(self) -> tuple[Any, dict[bytes, Any]]:
+        if not self.path.parent.is_dir():
+            raise BackendError(f"{self.path}: its directory {self.path.parent} does not exist")
+        if self.path.is_dir():
+            raise BackendError(f"{self.path}: is a directory, not a keyspace file")
         try:
             environment = lmdb.open(
                 str(self.path),

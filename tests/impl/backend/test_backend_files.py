@@ -61,6 +61,13 @@ def test_a_file_that_is_not_lmdb_is_refused_by_name(tmp_path: Path) -> None:
         LmdbKeyspace(path)
 
 
+def test_a_missing_directory_or_a_directory_is_refused_by_name(tmp_path: Path) -> None:
+    with pytest.raises(BackendError, match="does not exist"):
+        LmdbKeyspace(tmp_path / "absent" / "db")
+    with pytest.raises(BackendError, match="is a directory"):
+        LmdbKeyspace(tmp_path)
+
+
 def test_an_lmdb_file_of_someone_else_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "other"
     environment = lmdb.open(str(path), subdir=False, max_dbs=2)
