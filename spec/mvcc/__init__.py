@@ -25,6 +25,12 @@ value, too many txn operations, duplicate keys in a txn) is exposed separately
 (`validate_request`) and is also applied by each operation, so an operation can be called on
 any request. Size limits (`--max-request-bytes`, the backend quota) are in `limits.py`.
 
+**Reading order:** `revision.py` (the clock), `messages.py` (the wire shapes), `key_index.py`
+(generations, tombstones, what compaction keeps), `view.py` (what operations read and return),
+`outcome.py`, then the operations `read.py`, `write.py`, `transaction.py`, `compaction.py`,
+`limits.py`; `memory.py` is the simplest store and `apply.py` the dispatcher. Leases
+(`spec.lease`) and watches (`spec.watch`) build on this package.
+
 **Where each rule comes from** is stated in each module and function docstring: etcd 3.4/3.5
 `server/mvcc/*` and `server/etcdserver/apply.go`, `api/v3rpc/key.go`.
 """
