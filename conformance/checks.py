@@ -20,6 +20,7 @@ from enum import StrEnum
 from pathlib import Path
 
 from conformance import leases
+from conformance.api_semantics.comparison import run_semantics_comparison
 from conformance.client import EtcdClient, RequestFailed
 from conformance.consistency import run_consistency_check
 from conformance.faults import Fault, inject_fault
@@ -56,8 +57,8 @@ class CheckContext:
     minimum_ttl_seconds: int | None = None  # known for launched etcd with default timing
     progress_notify_seconds: float | None = None  # known for launched etcd
     artifacts: dict[str, object] = field(default_factory=dict)  # for the report
-    watch_first_revision: int = 0  # where the watch check's writes began
     fault: Fault | None = None  # injected during the linearizability workload (launched only)
+    semantics_steps: int = 300  # requests in the API semantics comparison
 
     def client(self) -> EtcdClient:
         return EtcdClient(self.endpoints[0], timeout_seconds=5.0)
@@ -129,7 +130,6 @@ def run_watch_check(context: CheckContext) -> Violations:
             progress_notify_seconds=context.progress_notify_seconds,
         )
     context.artifacts["watches"] = result.recordings
-    context.watch_first_revision = result.workload_revisions[0]
     return result.violations
 
 
@@ -155,6 +155,16 @@ def run_lease_check(context: CheckContext) -> Violations:
         }
 
 
+def run_api_semantics_check(context: CheckContext) -> Violations:
+    """Check 1: a seeded single-client workload compared with the model, field by field."""
+    with context.client() as client:
+        result = run_semantics_comparison(
+            client, context.prefix + b"api/", context.workload.seed, context.semantics_steps
+        )
+    context.artifacts["api semantics"] = result
+    return {"responses equal the model's": result.violations()}
+
+
 def run_hash_agreement_check(context: CheckContext) -> Violations:
     """After the run (and any fault), a final write succeeds and all members agree on the
     keyspace hash at one revision (etcd's robustness end-of-test checks)."""
@@ -176,11 +186,16 @@ def run_hash_agreement_check(context: CheckContext) -> Violations:
 
 
 def run_compaction_check(context: CheckContext) -> Violations:
-    """Compaction cancels watches from before it (W-9); destructive, so it runs last."""
+    """Compaction cancels watches from before it (W-9); destructive, so it runs last. Writes
+    three revisions of its own and compacts at the middle one."""
     with context.client() as client:
-        first = context.watch_first_revision or current_revision(client)
-        target = min(first + 5, current_revision(client))
-        violations, recording = run_compaction_scenario(client, target)
+        revisions = [
+            client.put(
+                rpc_pb2.PutRequest(key=context.prefix + b"compaction/key", value=bytes([65 + n]))
+            ).header.revision
+            for n in range(3)
+        ]
+        violations, recording = run_compaction_scenario(client, revisions[1])
     context.artifacts["compaction watch"] = recording
     return {"watch cancelled by compaction": violations}
 
@@ -201,6 +216,9 @@ CHECKS = {
             watch_known_deviations,
         ),
         Check("lease", "lease grant, keep-alive, revoke, expiry", run_lease_check),
+        Check(
+            "api semantics", "KV responses and errors equal the model's", run_api_semantics_check
+        ),
         Check("hash agreement", "members agree on HashKV", run_hash_agreement_check),
         Check("compaction", "compaction cancels older watches", run_compaction_check),
     ]
@@ -208,8 +226,16 @@ CHECKS = {
 
 PROFILES = {
     "kubernetes": ("cluster", "linearizability", "watch", "lease", "compaction"),
-    "kv-watch-lease": ("linearizability", "watch", "lease"),
-    "full": ("cluster", "linearizability", "watch", "lease", "hash agreement", "compaction"),
+    "kv-watch-lease": ("linearizability", "watch", "lease", "api semantics"),
+    "full": (
+        "cluster",
+        "linearizability",
+        "watch",
+        "lease",
+        "api semantics",
+        "hash agreement",
+        "compaction",
+    ),
 }
 
 

@@ -6,6 +6,7 @@
     client-N/operations.json      the linearizability workload's history, one operation a line
     linearizability.json          the checker's verdict, failures and minimal failing excerpts
     watch/NAME.json               every recorded watch stream (the reference one included)
+    api-vectors.jsonl             the API semantics run as replayable vectors (VECTORS.md)
 
 Written after every check, so a run that dies midway keeps what it had.
 """
@@ -19,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
 
+from conformance.api_semantics.comparison import SemanticsResult, write_vectors
 from conformance.checks import CheckContext, CheckResult, Outcome
 from conformance.history import Operation, write_history
 from conformance.linearizability.checker import LinearizabilityReport
@@ -44,6 +46,9 @@ def write_report(directory: Path, results: Sequence[CheckResult], context: Check
         (directory / "linearizability.json").write_text(
             json.dumps(verdict_json(verdict), indent=2) + "\n"
         )
+    semantics = context.artifacts.get("api semantics")
+    if isinstance(semantics, SemanticsResult):
+        write_vectors(directory / "api-vectors.jsonl", semantics, context.workload.seed)
     recordings: list[object] = []
     for name in ("reference", "watches", "compaction watch"):
         artifact = context.artifacts.get(name)

@@ -25,6 +25,14 @@ import grpc
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 
 
+def forward(method: Any, request: Any, context: Any, timeout_seconds: float) -> Any:
+    """Call etcd; pass its error (code and description) back unchanged, as a proxy should."""
+    try:
+        return method(request, timeout=timeout_seconds)
+    except grpc.RpcError as error:
+        context.abort(error.code(), error.details())
+
+
 @dataclass
 class Breakage:
     rewrite_range_version: bool = False
@@ -41,7 +49,7 @@ class ForwardingKV(rpc_pb2_grpc.KVServicer):
         self.lock = threading.Lock()
 
     def Range(self, request: rpc_pb2.RangeRequest, context: Any) -> rpc_pb2.RangeResponse:
-        response: rpc_pb2.RangeResponse = self.target.Range(request, timeout=5)
+        response: rpc_pb2.RangeResponse = forward(self.target.Range, request, context, 5)
         if self.breakage.rewrite_range_version:
             for key_value in response.kvs:
                 key_value.version += 1
@@ -54,19 +62,19 @@ class ForwardingKV(rpc_pb2_grpc.KVServicer):
         if drop:
             current = self.target.Range(rpc_pb2.RangeRequest(key=b"\x00", count_only=True), timeout=5)
             return rpc_pb2.PutResponse(header=rpc_pb2.ResponseHeader(revision=current.header.revision + 1))
-        response: rpc_pb2.PutResponse = self.target.Put(request, timeout=5)
+        response: rpc_pb2.PutResponse = forward(self.target.Put, request, context, 5)
         return response
 
     def DeleteRange(self, request: rpc_pb2.DeleteRangeRequest, context: Any) -> rpc_pb2.DeleteRangeResponse:
-        response: rpc_pb2.DeleteRangeResponse = self.target.DeleteRange(request, timeout=5)
+        response: rpc_pb2.DeleteRangeResponse = forward(self.target.DeleteRange, request, context, 5)
         return response
 
     def Txn(self, request: rpc_pb2.TxnRequest, context: Any) -> rpc_pb2.TxnResponse:
-        response: rpc_pb2.TxnResponse = self.target.Txn(request, timeout=5)
+        response: rpc_pb2.TxnResponse = forward(self.target.Txn, request, context, 5)
         return response
 
     def Compact(self, request: rpc_pb2.CompactionRequest, context: Any) -> rpc_pb2.CompactionResponse:
-        response: rpc_pb2.CompactionResponse = self.target.Compact(request, timeout=10)
+        response: rpc_pb2.CompactionResponse = forward(self.target.Compact, request, context, 10)
         return response
 
 
@@ -91,16 +99,16 @@ class ForwardingLease(rpc_pb2_grpc.LeaseServicer):
         self.target = target
 
     def LeaseGrant(self, request: Any, context: Any) -> Any:
-        return self.target.LeaseGrant(request, timeout=5)
+        return forward(self.target.LeaseGrant, request, context, 5)
 
     def LeaseRevoke(self, request: Any, context: Any) -> Any:
-        return self.target.LeaseRevoke(request, timeout=5)
+        return forward(self.target.LeaseRevoke, request, context, 5)
 
     def LeaseTimeToLive(self, request: Any, context: Any) -> Any:
-        return self.target.LeaseTimeToLive(request, timeout=5)
+        return forward(self.target.LeaseTimeToLive, request, context, 5)
 
     def LeaseLeases(self, request: Any, context: Any) -> Any:
-        return self.target.LeaseLeases(request, timeout=5)
+        return forward(self.target.LeaseLeases, request, context, 5)
 
     def LeaseKeepAlive(self, request_iterator: Any, context: Any) -> Any:
         responses = self.target.LeaseKeepAlive(request_iterator)
@@ -113,10 +121,10 @@ class ForwardingMaintenance(rpc_pb2_grpc.MaintenanceServicer):
         self.target = target
 
     def Status(self, request: Any, context: Any) -> Any:
-        return self.target.Status(request, timeout=5)
+        return forward(self.target.Status, request, context, 5)
 
     def HashKV(self, request: Any, context: Any) -> Any:
-        return self.target.HashKV(request, timeout=5)
+        return forward(self.target.HashKV, request, context, 5)
 
 
 class ForwardingCluster(rpc_pb2_grpc.ClusterServicer):
@@ -124,7 +132,7 @@ class ForwardingCluster(rpc_pb2_grpc.ClusterServicer):
         self.target = target
 
     def MemberList(self, request: Any, context: Any) -> Any:
-        return self.target.MemberList(request, timeout=5)
+        return forward(self.target.MemberList, request, context, 5)
 
 
 class DoctoredServer:

@@ -1,0 +1,1 @@
+"""Check 1: API semantics, compared response by response with the full-history model."""
