@@ -1,8 +1,9 @@
 """Measure the WAL against the disk, in one run, and print a table.
 
 1. raw: a loop of `pwrite 4 KiB + fdatasync` appending to a preallocated file (the disk's
-   limit for small durable writes; the WAL also writes into preallocated segments), and the
-   same loop on a file that grows with each write, for comparison;
+   limit for small durable writes; the WAL also writes into preallocated segments), and, for
+   comparison, the same loop on a file that grows with each write and a loop of 304-byte
+   writes (one batch-of-1 save's size);
 2. WAL `save` with fdatasync at batch sizes 1, 10 and 100 entries of 256 bytes: saves/s,
    entries/s and the ratio of saves/s to the raw loop's fdatasyncs/s;
 3. replay: write a log of `--replay-mb` MB (256-byte entries) and time reading it back with
@@ -19,7 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from impl.wal import Entry, HardState, Wal, WalMetadata, read_wal
@@ -30,22 +31,24 @@ ENTRY_BYTES = 256
 RAW_WRITE_BYTES = 4096
 
 
-def raw_fdatasync_per_second(directory: Path, seconds: float, preallocated: bool) -> float:
-    """Appending 4 KiB writes, each followed by fdatasync, for `seconds`."""
+def raw_fdatasync_per_second(
+    directory: Path, seconds: float, preallocated: bool, write_bytes: int = RAW_WRITE_BYTES
+) -> float:
+    """Appending writes of `write_bytes`, each followed by fdatasync, for `seconds`."""
     path = directory / ("raw-preallocated" if preallocated else "raw-growing")
     descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
     try:
         if preallocated:
             preallocate(descriptor, 64 * 1000 * 1000)
             os.fsync(descriptor)
-        block = os.urandom(RAW_WRITE_BYTES)
+        block = os.urandom(write_bytes)
         count, offset = 0, 0
         started = time.perf_counter()
         deadline = started + seconds
         while time.perf_counter() < deadline:
             os.pwrite(descriptor, block, offset)
             os.fdatasync(descriptor)
-            offset += RAW_WRITE_BYTES
+            offset += write_bytes
             count += 1
         return count / (time.perf_counter() - started)
     finally:
@@ -109,10 +112,8 @@ def replay_megabytes_per_second(
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.wal", description=__doc__)
-    parser.add_argument("--seconds", type=float, default=1.0, help="duration of each measurement")
-    parser.add_argument(
-        "--rounds", type=int, default=5, help="interleaved rounds (medians reported)"
-    )
+    parser.add_argument("--seconds", type=float, default=0.5, help="duration of each measurement")
+    parser.add_argument("--rounds", type=int, default=12, help="rounds (medians reported)")
     parser.add_argument("--replay-mb", type=int, default=256, help="size of the replayed log")
     parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
@@ -120,29 +121,41 @@ def main(argv: Sequence[str] | None = None) -> int:
     arguments = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="wal-bench-", dir=arguments.dir))
     seconds = arguments.seconds
-    # The disk's fdatasync latency drifts (other tenants); interleaving raw and WAL runs in
-    # every round and taking medians compares them under the same conditions.
-    samples: dict[str, list[float]] = {"raw": [], "raw-growing": [], "1": [], "10": [], "100": []}
+    # The disk's fdatasync latency drifts a lot (other tenants). Every round measures each
+    # loop once, in an order rotated from round to round; ratios are taken within a round,
+    # where conditions are closest, and medians are reported.
+    measurements: dict[str, Callable[[], float]] = {
+        "raw": lambda: raw_fdatasync_per_second(base, seconds, preallocated=True),
+        "raw-growing": lambda: raw_fdatasync_per_second(base, seconds, preallocated=False),
+        "raw-304": lambda: raw_fdatasync_per_second(base, seconds, True, write_bytes=304),
+        "1": lambda: wal_saves_per_second(base, seconds, 1),
+        "10": lambda: wal_saves_per_second(base, seconds, 10),
+        "100": lambda: wal_saves_per_second(base, seconds, 100),
+    }
+    names = list(measurements)
+    samples: dict[str, list[float]] = {name: [] for name in names}
     try:
-        for _ in range(arguments.rounds):
-            samples["raw"].append(raw_fdatasync_per_second(base, seconds, preallocated=True))
-            samples["raw-growing"].append(
-                raw_fdatasync_per_second(base, seconds, preallocated=False)
-            )
-            for batch_size in (1, 10, 100):
-                samples[str(batch_size)].append(wal_saves_per_second(base, seconds, batch_size))
-        raw = statistics.median(samples["raw"])
-        print(f"directory: {base}; {arguments.rounds} interleaved rounds of {seconds} s; medians")
-        print(f"raw 4 KiB pwrite+fdatasync, preallocated file: {raw:8.0f} /s")
-        print(
-            f"raw 4 KiB pwrite+fdatasync, growing file:      {statistics.median(samples['raw-growing']):8.0f} /s"
-        )
+        for round_number in range(arguments.rounds):
+            shift = round_number % len(names)
+            for name in names[shift:] + names[:shift]:
+                samples[name].append(measurements[name]())
+        print(f"directory: {base}; {arguments.rounds} rounds of {seconds} s per loop; medians")
+        for name, label in (
+            ("raw", "raw 4 KiB pwrite+fdatasync, preallocated file"),
+            ("raw-growing", "raw 4 KiB pwrite+fdatasync, growing file     "),
+            ("raw-304", "raw 304 B pwrite+fdatasync, preallocated file"),
+        ):
+            print(f"{label}: {statistics.median(samples[name]):8.0f} /s")
         for batch_size in (1, 10, 100):
-            saves = statistics.median(samples[str(batch_size)])
+            per_round = samples[str(batch_size)]
+            saves = statistics.median(per_round)
+            ratio = statistics.median(w / r for w, r in zip(per_round, samples["raw"], strict=True))
             print(
                 f"WAL save, batch {batch_size:>3} x {ENTRY_BYTES} B: {saves:8.0f} saves/s "
-                f"{saves * batch_size:10.0f} entries/s  ratio to raw {saves / raw:5.2f}"
+                f"{saves * batch_size:10.0f} entries/s  ratio to raw (median per round) {ratio:5.2f}"
             )
+        for name, values in samples.items():
+            print(f"  samples {name:>11}: " + " ".join(f"{value:.0f}" for value in values))
         speed, elapsed, cpu_speed, entries = replay_megabytes_per_second(base, arguments.replay_mb)
         print(
             f"replay {arguments.replay_mb} MB ({entries} entries, page cache warm): {elapsed:.2f} s, "
