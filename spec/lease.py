@@ -14,6 +14,7 @@ every function takes the time `now_seconds` as an argument.
     lease_list(view, leases)                       -> LeaseLeasesResponse
     expired_leases(leases, now)                    -> ids the leader must revoke (through Raft)
     promote(leases, now, extend) / demote(leases)  -> Leases after a leadership change
+    checkpoint(leases, checkpoints)                -> Leases with remaining TTLs remembered
 
 Rules, with their etcd source:
 * A granted TTL above `lease_ttl_seconds_max` is refused (`too large lease TTL`); one below
@@ -256,6 +257,23 @@ def demote(leases: Leases) -> Leases:
     return Leases(
         {key: attrs.evolve(lease, expiry_seconds=None) for key, lease in leases.by_id.items()}
     )
+
+
+@attrs.frozen
+class LeaseCheckpoint:
+    ID: LeaseId = lease_none
+    remaining_TTL: int = 0
+
+
+def checkpoint(leases: Leases, checkpoints: tuple[LeaseCheckpoint, ...]) -> Leases:
+    """etcd `lessor.Checkpoint` (applied through Raft): remember each lease's remaining TTL, so
+    a new leader restarts it from there instead of from the full TTL; unknown ids are ignored."""
+    updated = dict(leases.by_id)
+    for point in checkpoints:
+        lease = updated.get(point.ID)
+        if lease is not None:
+            updated[point.ID] = attrs.evolve(lease, remaining_ttl_seconds=point.remaining_TTL)
+    return Leases(updated)
 
 
 def recover(view: KeyspaceView) -> Leases:

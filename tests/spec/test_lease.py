@@ -14,11 +14,13 @@ from spec import constants
 from spec.errors import EtcdError
 from spec.lease import (
     Lease,
+    LeaseCheckpoint,
     LeaseGrantRequest,
     LeaseKeepAliveRequest,
     LeaseRevokeRequest,
     Leases,
     LeaseTimeToLiveRequest,
+    checkpoint,
     demote,
     expired_leases,
     grant,
@@ -122,6 +124,20 @@ def test_lease_list_and_recovery() -> None:
     recovered = recover(store)
     assert {lease.id: lease.ttl_seconds for lease in recovered.by_id.values()} == {5: 10, 7: 30}
     assert all(lease.expiry_seconds is None for lease in recovered.by_id.values())
+
+
+def test_checkpoint_remembers_remaining_ttl_for_the_next_leader() -> None:
+    leases = Leases({LeaseId(1): Lease(LeaseId(1), 60, None)})
+    checkpointed = checkpoint(
+        leases, (LeaseCheckpoint(LeaseId(1), 7), LeaseCheckpoint(LeaseId(9), 3))
+    )
+    assert checkpointed.by_id[LeaseId(1)].remaining_ttl_seconds == 7
+    assert LeaseId(9) not in checkpointed.by_id
+    assert promote(checkpointed, 10.0, 1.0).by_id[LeaseId(1)].expiry_seconds == 18.0
+    renewed = keep_alive(
+        promote(checkpointed, 10.0, 1.0), LeaseKeepAliveRequest(ID=LeaseId(1)), 11.0
+    )[1]
+    assert renewed.by_id[LeaseId(1)].remaining_ttl_seconds == 0  # a keep-alive clears it
 
 
 def test_promote_restarts_every_lease_and_demote_stops_expiry() -> None:
