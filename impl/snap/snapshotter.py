@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Final
 
@@ -19,6 +20,7 @@ from google.protobuf.message import DecodeError
 
 from etcdpb.raftpb import raft_pb2
 from etcdpb.snappb import snap_pb2
+from impl.wal import SnapshotPoint
 from impl.wal.files import fsync_directory
 from impl.wal.record import crc32c
 from spec import constants
@@ -139,6 +141,26 @@ class Snapshotter:
         Each damaged file on the way is renamed `<name>.broken` (etcd renames on crc
         mismatch; here on any failure to decode) so the next start does not trip on it."""
         for name in self.snapshot_names():
+            path = self.directory / name
+            try:
+                return decode_snapshot_file(path, path.read_bytes())
+            except SnapshotError:
+                os.rename(path, path.with_name(name + ".broken"))
+                fsync_directory(self.directory)
+        return None
+
+    def load_newest_available(self, points: Iterable[SnapshotPoint]) -> RaftSnapshot | None:
+        """The newest snapshot whose (index, term) the WAL recorded, or None (etcd 3.5
+        Snapshotter.LoadNewestAvailable with wal.ValidSnapshotEntries).
+
+        A snapshot file is written before its WAL record (etcd storage.SaveSnap), so a crash
+        between the two leaves a file the WAL cannot be opened at; it is passed over, not
+        deleted. Damaged files on the way are renamed `.broken`, as in `load`.
+        """
+        wanted = {snapshot_file_name(point.term, point.index) for point in points}
+        for name in self.snapshot_names():
+            if name not in wanted:
+                continue
             path = self.directory / name
             try:
                 return decode_snapshot_file(path, path.read_bytes())

@@ -18,7 +18,7 @@ from impl.wal.errors import (
     WalSnapshotError,
     WalWriteError,
 )
-from impl.wal.reader import TailState, WalReadResult, read_wal
+from impl.wal.reader import TailState, WalReadResult, read_wal, valid_snapshot_points
 from impl.wal.types import (
     EMPTY_HARD_STATE,
     ZERO_SNAPSHOT,
@@ -51,4 +51,5 @@ __all__ = [
     "WalSnapshotError",
     "WalWriteError",
     "read_wal",
+    "valid_snapshot_points",
 ]

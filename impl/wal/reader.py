@@ -65,6 +65,7 @@ class WalReadResult:
     running_crc: int  # the CRC chain after the last valid record
     snapshot_found: bool
     last_index: int  # index of the last entry written (0 with none), etcd's w.enti
+    snapshot_points: tuple[SnapshotPoint, ...]  # every snapshot record read, in order
 
 
 def select_segments(
@@ -105,6 +106,7 @@ class _Replay:
     hard_state: HardState = EMPTY_HARD_STATE
     entries: list[Entry] = attrs.Factory(list)
     snapshot_found: bool = False
+    snapshot_points: list[SnapshotPoint] = attrs.Factory(list)
     last_index: int = 0
     entry_term_max: int = 0
 
@@ -173,6 +175,7 @@ def _read_wal(directory: Path, snapshot: SnapshotPoint | None) -> WalReadResult:
         running_crc,
         replay.snapshot_found,
         replay.last_index,
+        tuple(replay.snapshot_points),
     )
 
 
@@ -415,6 +418,7 @@ def _apply_snapshot(replay: _Replay, path: Path, offset: int, data: bytes) -> No
     ErrSnapshotMismatch)."""
     message = record_pb2.Snapshot()
     message.ParseFromString(data)
+    replay.snapshot_points.append(SnapshotPoint(message.index, message.term))
     if replay.snapshot is None or replay.snapshot_found:
         return
     if message.index == replay.snapshot.index:
@@ -426,4 +430,16 @@ def _apply_snapshot(replay: _Replay, path: Path, offset: int, data: bytes) -> No
         replay.snapshot_found = True
 
 
-__all__ = ["TailState", "WalReadResult", "read_wal", "select_segments"]
+def valid_snapshot_points(directory: Path) -> list[SnapshotPoint]:
+    """The snapshot points a restart may open the WAL at: every snapshot record in the WAL
+    whose index is committed by the last hard state (etcd 3.5 wal.ValidSnapshotEntries).
+
+    A snapshot file written just before a crash, without its WAL record, is not among them;
+    pick the newest snapshot file that is (Snapshotter.load_newest_available).
+    """
+    result = read_wal(directory, None)
+    commit = result.contents.hard_state.commit
+    return [point for point in result.snapshot_points if point.index <= commit]
+
+
+__all__ = ["TailState", "WalReadResult", "read_wal", "select_segments", "valid_snapshot_points"]

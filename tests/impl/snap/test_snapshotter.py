@@ -18,7 +18,7 @@ from impl.snap import (
     persist_snapshot,
     snapshot_due,
 )
-from impl.wal import Entry, HardState, SnapshotPoint, Wal
+from impl.wal import Entry, HardState, SnapshotPoint, Wal, WalSnapshotError, valid_snapshot_points
 from impl.wal.files import list_segments
 from tests.impl.wal.helpers import METADATA
 
@@ -103,3 +103,28 @@ def test_persist_snapshot_records_it_and_releases_old_segments(tmp_path: Path) -
     reopened.close()
     assert contents.entries == ()
     assert contents.hard_state == HardState(2, 1, index)
+
+
+def test_restart_after_a_crash_between_snapshot_file_and_wal_record(tmp_path: Path) -> None:
+    """etcd writes the snapshot file before its WAL record; a crash in between leaves a file
+    the WAL cannot be opened at. The newest snapshot the WAL recorded is used instead (etcd
+    3.5 LoadNewestAvailable), and the plain newest file would fail, as in etcd 3.4."""
+    snapshotter = Snapshotter(tmp_path / "snap")
+    wal = Wal.create(tmp_path / "wal", METADATA)
+    for index in range(1, 31):
+        wal.save(HardState(2, 1, index), [Entry(2, index, data=b"x")])
+        if index == 10:
+            persist_snapshot(snapshotter, wal, snapshot_at(10))
+    snapshotter.save(snapshot_at(30))  # the crash: no WAL record for 30
+    wal.close()
+    points = valid_snapshot_points(tmp_path / "wal")
+    assert SnapshotPoint(10, 2) in points and SnapshotPoint(30, 2) not in points
+    assert snapshotter.load() == snapshot_at(30)
+    with pytest.raises(WalSnapshotError):
+        Wal.open(tmp_path / "wal", SnapshotPoint(30, 2))
+    chosen = snapshotter.load_newest_available(points)
+    assert chosen == snapshot_at(10)
+    reopened, contents = Wal.open(tmp_path / "wal", SnapshotPoint(chosen.index, chosen.term))
+    reopened.close()
+    assert [e.index for e in contents.entries] == list(range(11, 31))
+    assert (tmp_path / "snap" / "0000000000000002-000000000000001e.snap").exists()
