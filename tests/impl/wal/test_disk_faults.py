@@ -42,7 +42,8 @@ def small_tmpfs(tmp_path: Path) -> Iterator[Path]:
     try:
         yield mount_point
     finally:
-        subprocess.run(["umount", str(mount_point)], check=True)
+        # Lazy, so a test that failed with files still open cannot leave the mount behind.
+        subprocess.run(["umount", "--lazy", str(mount_point)], check=True)
 
 
 def fill(wal: Wal) -> tuple[int, WalError]:
