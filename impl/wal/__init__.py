@@ -6,7 +6,8 @@ segments, repair) and `cli` for `etcdref wal dump|verify`.
 
 Where etcd's reader guesses, this one refuses (each rule is stated where it is checked): a
 damaged frame in the last segment counts as a torn write only if a whole 512-byte sector of
-it is zero or the file ends inside it, never because of a flipped bit; record headers and
+it is zero or the file ends inside it, so a flipped bit is refused rather than cut off (unless
+the record's own data holds a whole zero sector); record headers and
 padding must be exactly as etcd writes them; and because a record's type lies outside the
 CRC, the log's shape is checked too (contiguous indexes, non-decreasing terms, hard states
 whose term never falls). A clean etcd WAL passes all of these (tested against etcd 3.4).
