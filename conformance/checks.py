@@ -167,22 +167,40 @@ def run_api_semantics_check(context: CheckContext) -> Violations:
 
 def run_hash_agreement_check(context: CheckContext) -> Violations:
     """After the run (and any fault), a final write succeeds and all members agree on the
-    keyspace hash at one revision (etcd's robustness end-of-test checks)."""
+    keyspace at one revision: the same keys with the same fields (a serializable Range on each
+    member), and the same HashKV (etcd's robustness end-of-test check). Runs before the checks
+    that compact: with etcd 3.4 we observed members whose keyspaces agree report different
+    HashKV values after a mix of compactions (not yet traced to an etcd issue)."""
     with context.client() as client:
         client.put(
             rpc_pb2.PutRequest(key=context.prefix + b"tombstone", value=b"true"), timeout_seconds=10
         )
         revision = current_revision(client)
-    hashes = {}
+    deadline = time.monotonic() + 15
+    keyspaces: dict[str, bytes] = {}
+    hashes: dict[str, tuple[int, int]] = {}
     for endpoint in context.endpoints:
         with EtcdClient(endpoint, timeout_seconds=10.0) as client:
-            deadline = time.monotonic() + 10
             while current_revision(client) < revision and time.monotonic() < deadline:
                 time.sleep(0.1)
-            hashes[endpoint] = client.hash_kv(revision).hash
+            everything = rpc_pb2.RangeRequest(
+                key=b"\x00", range_end=b"\x00", revision=revision, serializable=True
+            )
+            response = client.range(everything)
+            keyspaces[endpoint] = b"".join(kv.SerializeToString() for kv in response.kvs)
+            answer = client.hash_kv(revision)
+            hashes[endpoint] = (answer.compact_revision, answer.hash)
+    keyspace_violations = []
+    if len(set(keyspaces.values())) > 1:
+        keyspace_violations.append(f"members disagree on the keyspace at revision {revision}")
+    hash_violations = []
     if len(set(hashes.values())) > 1:
-        return {"hash agreement": [f"HashKV at revision {revision} differs: {hashes}"]}
-    return {"hash agreement": []}
+        described = {
+            endpoint: f"hash {value} after compaction at {compact}"
+            for endpoint, (compact, value) in hashes.items()
+        }
+        hash_violations.append(f"HashKV at revision {revision} differs: {described}")
+    return {"keyspace agreement": keyspace_violations, "HashKV agreement": hash_violations}
 
 
 def run_compaction_check(context: CheckContext) -> Violations:
@@ -219,7 +237,9 @@ CHECKS = {
         Check(
             "api semantics", "KV responses and errors equal the model's", run_api_semantics_check
         ),
-        Check("hash agreement", "members agree on HashKV", run_hash_agreement_check),
+        Check(
+            "hash agreement", "members agree on the keyspace and HashKV", run_hash_agreement_check
+        ),
         Check("compaction", "compaction cancels older watches", run_compaction_check),
     ]
 }
@@ -232,8 +252,8 @@ PROFILES = {
         "linearizability",
         "watch",
         "lease",
-        "api semantics",
         "hash agreement",
+        "api semantics",
         "compaction",
     ),
 }

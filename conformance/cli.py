@@ -1,7 +1,7 @@
 """`etcdref conformance`: run the suite against servers someone else runs, or launch real etcd.
 
     etcdref conformance --endpoints 127.0.0.1:2379[,...] [--profile kubernetes|kv-watch-lease|full]
-    etcdref conformance --launch etcd --size 1|3 [--faults kill|kill-leader|pause] [--profile ...]
+    etcdref conformance --launch etcd --size 1|3 [--faults kill|kill-leader|pause|blackhole|delay|drop] [--profile ...]
 
 Prints a progress bar while the checks run and a summary table at the end (check, result,
 seconds), writes the report directory (see `conformance.report`), and exits 0 when nothing
@@ -26,7 +26,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from conformance.checks import CHECKS, PROFILES, CheckContext, CheckResult, Outcome, run_check
-from conformance.faults import Fault, FaultRecord
+from conformance.faults import NETWORK_FAULTS, Fault, FaultRecord
 from conformance.launcher import LaunchedCluster, LaunchFailed
 from conformance.preflight import probe
 from conformance.report import write_report
@@ -84,7 +84,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if arguments.launch == "etcd":
             console.print(f"launching a {arguments.size}-member etcd cluster on 127.0.0.1 ...")
-            cluster = LaunchedCluster(size=arguments.size, executable=arguments.etcd_binary)
+            cluster = LaunchedCluster(
+                size=arguments.size,
+                executable=arguments.etcd_binary,
+                peer_proxies=arguments.faults in {str(fault) for fault in NETWORK_FAULTS},
+            )
             cluster.start()
             endpoints = cluster.endpoints
         else:

@@ -7,7 +7,9 @@ again. Every wait is bounded.
 
 * `kill`: SIGKILL a random member, then restart it from its data directory;
 * `kill-leader`: the same for the current leader (forces an election);
-* `pause`: SIGSTOP a random member, then SIGCONT it (a process pause, as Jepsen's nemesis).
+* `pause`: SIGSTOP a random member, then SIGCONT it (a process pause, as Jepsen's nemesis);
+* `blackhole`, `delay`, `drop`: put a random member's peer proxy in that mode for the window
+  (needs a cluster launched with `peer_proxies=True`; see `peer_proxy`).
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from conformance.launcher import LaunchedCluster
+from conformance.peer_proxy import LinkMode
 
 FAULT_DELAY_SECONDS = 0.5
 FAULT_WINDOW_SECONDS = 1.5
@@ -28,6 +31,16 @@ class Fault(StrEnum):
     KILL = "kill"
     KILL_LEADER = "kill-leader"
     PAUSE = "pause"
+    BLACKHOLE = "blackhole"
+    DELAY = "delay"
+    DROP = "drop"
+
+
+NETWORK_FAULTS = {
+    Fault.BLACKHOLE: LinkMode.BLACKHOLE,
+    Fault.DELAY: LinkMode.DELAY,
+    Fault.DROP: LinkMode.DROP,
+}
 
 
 @dataclass
@@ -53,7 +66,14 @@ def inject_fault(cluster: LaunchedCluster, fault: Fault, seed: int) -> FaultReco
     else:
         record.member = draw.randrange(len(cluster.members))
     record.injected_ns = time.monotonic_ns()
-    if fault == Fault.PAUSE:
+    if fault in NETWORK_FAULTS:
+        if not cluster.proxies:
+            raise ValueError(f"{fault} needs a cluster launched with peer proxies")
+        proxy = cluster.proxies[record.member]
+        proxy.mode = NETWORK_FAULTS[fault]
+        time.sleep(FAULT_WINDOW_SECONDS)
+        proxy.mode = LinkMode.PASS
+    elif fault == Fault.PAUSE:
         cluster.pause(record.member)
         time.sleep(FAULT_WINDOW_SECONDS)
         cluster.resume(record.member)

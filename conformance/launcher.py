@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from conformance.client import EtcdClient, RequestFailed
+from conformance.peer_proxy import PeerProxy
 
 LOOPBACK: Final = "127.0.0.1"
 READY_TIMEOUT_SECONDS: Final = 30.0
@@ -54,6 +55,7 @@ class Member:
     name: str
     client_port: int
     peer_port: int
+    advertised_peer_port: int  # the peer proxy's port when proxies are on, else peer_port
     data_directory: Path
     log_path: Path
     process: subprocess.Popen[bytes] | None = None
@@ -67,6 +69,10 @@ class Member:
     @property
     def peer_url(self) -> str:
         return f"http://{LOOPBACK}:{self.peer_port}"
+
+    @property
+    def advertised_peer_url(self) -> str:
+        return f"http://{LOOPBACK}:{self.advertised_peer_port}"
 
     @property
     def endpoint(self) -> str:
@@ -88,7 +94,10 @@ class LaunchedCluster:
     executable: str = "etcd"
     extra_flags: tuple[str, ...] = DEFAULT_FLAGS
     keep_data: bool = False
+    # Put a PeerProxy in front of every member's peer listener (for network faults).
+    peer_proxies: bool = False
     members: list[Member] = field(default_factory=list)
+    proxies: list[PeerProxy] = field(default_factory=list)
     root: Path | None = None
 
     def __post_init__(self) -> None:
@@ -102,25 +111,33 @@ class LaunchedCluster:
         return [member.endpoint for member in self.members]
 
     def initial_cluster(self) -> str:
-        return ",".join(f"{member.name}={member.peer_url}" for member in self.members)
+        return ",".join(f"{member.name}={member.advertised_peer_url}" for member in self.members)
 
     def start(self, ready_timeout_seconds: float = READY_TIMEOUT_SECONDS) -> None:
         self.root = Path(tempfile.mkdtemp(prefix="etcdref-conformance-"))
-        ports = free_ports(2 * self.size)
+        ports = free_ports(3 * self.size)
         token = f"etcdref-conformance-{uuid.uuid4().hex[:12]}"
         for index in range(self.size):
             name = f"member{index}"
             self.members.append(
                 Member(
                     name=name,
-                    client_port=ports[2 * index],
-                    peer_port=ports[2 * index + 1],
+                    client_port=ports[3 * index],
+                    peer_port=ports[3 * index + 1],
+                    advertised_peer_port=ports[3 * index + 2]
+                    if self.peer_proxies
+                    else ports[3 * index + 1],
                     data_directory=self.root / name / "data",
                     log_path=self.root / name / "etcd.log",
                 )
             )
         self.token = token
         try:
+            if self.peer_proxies:
+                self.proxies = [
+                    PeerProxy(member.advertised_peer_port, member.peer_port, seed=index)
+                    for index, member in enumerate(self.members)
+                ]
             for member in self.members:
                 self.spawn(member, initial_state="new")
             self.wait_until_ready(ready_timeout_seconds)
@@ -136,7 +153,7 @@ class LaunchedCluster:
             "--listen-client-urls", member.client_url,
             "--advertise-client-urls", member.client_url,
             "--listen-peer-urls", member.peer_url,
-            "--initial-advertise-peer-urls", member.peer_url,
+            "--initial-advertise-peer-urls", member.advertised_peer_url,
             "--initial-cluster", self.initial_cluster(),
             "--initial-cluster-state", initial_state,
             "--initial-cluster-token", self.token,
@@ -250,6 +267,8 @@ class LaunchedCluster:
     def stop(self) -> None:
         for member in self.members:
             self.stop_member(member)
+        for proxy in self.proxies:
+            proxy.close()
         if self.root is not None and not self.keep_data:
             shutil.rmtree(self.root, ignore_errors=True)
 

@@ -12,9 +12,12 @@ import uuid
 import pytest
 
 from conformance.checks import CHECKS, CheckContext, Outcome, run_check
+from conformance.client import EtcdClient, RequestFailed
 from conformance.faults import Fault, FaultRecord
 from conformance.launcher import LaunchedCluster
 from conformance.workload import WorkloadSettings
+from etcdpb.etcdserverpb import rpc_pb2
+from spec.errors import EtcdError
 
 pytestmark = pytest.mark.etcd
 
@@ -35,8 +38,36 @@ def test_kill_and_restart_one_member_during_the_workload() -> None:
     assert outcomes == {
         "linearizability: durability": Outcome.PASSED,
         "linearizability": Outcome.PASSED,
-        "hash agreement": Outcome.PASSED,
+        "hash agreement: keyspace agreement": Outcome.PASSED,
+        "hash agreement: HashKV agreement": Outcome.PASSED,
     }, results
     fault = context.artifacts["fault"]
     assert isinstance(fault, FaultRecord)
     assert fault.recovered_ns > fault.injected_ns
+
+
+def test_etcd_3_4_future_revision_txn_divergence_is_caught() -> None:
+    """Real etcd 3.4 diverges on one request shape (conformance/FINDINGS.md); the keyspace
+    agreement check names it (this test pins etcd 3.4's behaviour; a fixed etcd fails it)."""
+    with LaunchedCluster(size=3) as cluster:
+        with EtcdClient(cluster.endpoints[0]) as client:
+            revision = client.put(rpc_pb2.PutRequest(key=b"a", value=b"1")).header.revision
+            future_range = rpc_pb2.RangeRequest(key=b"a", revision=revision + 1)
+            txn = rpc_pb2.TxnRequest(
+                success=[
+                    rpc_pb2.RequestOp(request_range=future_range),
+                    rpc_pb2.RequestOp(request_put=rpc_pb2.PutRequest(key=b"b", value=b"x")),
+                ]
+            )
+            with pytest.raises(RequestFailed) as failure:
+                client.txn(txn)
+            assert failure.value.details == EtcdError.FUTURE_REVISION.message
+        context = CheckContext(
+            endpoints=cluster.endpoints,
+            prefix=b"/divergence/",
+            workload=WorkloadSettings(),
+            server_version="3.4.23",
+        )
+        results = {result.name: result for result in run_check(CHECKS["hash agreement"], context)}
+    agreement = results["hash agreement: keyspace agreement"]
+    assert agreement.outcome == Outcome.FAILED, agreement
