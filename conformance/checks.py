@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
 
-from conformance import leases
+from conformance import kubernetes, leases
 from conformance.api_semantics.comparison import run_semantics_comparison
 from conformance.client import EtcdClient, RequestFailed
 from conformance.consistency import run_consistency_check
@@ -165,6 +165,19 @@ def run_api_semantics_check(context: CheckContext) -> Violations:
     return {"responses equal the model's": result.violations()}
 
 
+def run_kubernetes_check(context: CheckContext) -> Violations:
+    with context.client() as client:
+        return {
+            "optimistic create, update, delete": kubernetes.check_optimistic_writes(
+                client, context.prefix
+            ),
+            "paginated list at a revision": kubernetes.check_paginated_list(client, context.prefix),
+            "count and get at a revision": kubernetes.check_count_and_get_at_revision(
+                client, context.prefix
+            ),
+        }
+
+
 def run_hash_agreement_check(context: CheckContext) -> Violations:
     """After the run (and any fault), a final write succeeds and all members agree on the
     keyspace at one revision: the same keys with the same fields (a serializable Range on each
@@ -234,6 +247,7 @@ CHECKS = {
             watch_known_deviations,
         ),
         Check("lease", "lease grant, keep-alive, revoke, expiry", run_lease_check),
+        Check("kubernetes", "the request shapes kube-apiserver uses", run_kubernetes_check),
         Check(
             "api semantics", "KV responses and errors equal the model's", run_api_semantics_check
         ),
@@ -245,10 +259,11 @@ CHECKS = {
 }
 
 PROFILES = {
-    "kubernetes": ("cluster", "linearizability", "watch", "lease", "compaction"),
+    "kubernetes": ("cluster", "kubernetes", "linearizability", "watch", "lease", "compaction"),
     "kv-watch-lease": ("linearizability", "watch", "lease", "api semantics"),
     "full": (
         "cluster",
+        "kubernetes",
         "linearizability",
         "watch",
         "lease",

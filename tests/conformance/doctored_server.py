@@ -8,6 +8,8 @@ Used to show that the suite catches a broken server and names the right check:
   forwarded (an acknowledged write lost);
 * `reverse_watch_events`: a watch response with several events carries them reversed
   (events reordered within a revision);
+* `ignore_range_revision`: a Range is served at the latest revision whatever revision it
+  asked for (no multi-version reads);
 * `serve_leases`: when false, the Lease service is not registered, so every lease RPC is
   answered Unimplemented (a server without leases).
 """
@@ -38,6 +40,7 @@ class Breakage:
     rewrite_range_version: bool = False
     drop_every_nth_put: int = 0
     reverse_watch_events: bool = False
+    ignore_range_revision: bool = False
     serve_leases: bool = True
 
 
@@ -49,6 +52,8 @@ class ForwardingKV(rpc_pb2_grpc.KVServicer):
         self.lock = threading.Lock()
 
     def Range(self, request: rpc_pb2.RangeRequest, context: Any) -> rpc_pb2.RangeResponse:
+        if self.breakage.ignore_range_revision:
+            request.revision = 0
         response: rpc_pb2.RangeResponse = forward(self.target.Range, request, context, 5)
         if self.breakage.rewrite_range_version:
             for key_value in response.kvs:

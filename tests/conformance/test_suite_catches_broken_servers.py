@@ -65,3 +65,19 @@ def test_missing_lease_service_is_unsupported_not_failed(etcd_cluster: LaunchedC
     with DoctoredServer(etcd_cluster.endpoints[0], Breakage(serve_leases=False)) as server:
         results = run(server.endpoint, "lease")
     assert outcomes(results) == {"lease": Outcome.UNSUPPORTED}
+
+
+def test_reads_ignoring_the_revision_fail_the_kubernetes_check(etcd_cluster: LaunchedCluster) -> None:
+    with DoctoredServer(etcd_cluster.endpoints[0], Breakage(ignore_range_revision=True)) as server:
+        results = run(server.endpoint, "kubernetes")
+    assert outcomes(results) == {
+        "kubernetes: optimistic create, update, delete": Outcome.PASSED,
+        "kubernetes: paginated list at a revision": Outcome.FAILED,
+        "kubernetes: count and get at a revision": Outcome.FAILED,
+    }
+
+
+def test_faithful_forwarding_passes_the_kubernetes_check(etcd_cluster: LaunchedCluster) -> None:
+    with DoctoredServer(etcd_cluster.endpoints[0], Breakage()) as server:
+        results = run(server.endpoint, "kubernetes")
+    assert set(outcomes(results).values()) == {Outcome.PASSED}
