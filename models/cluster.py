@@ -70,6 +70,7 @@ class Ghost:
     """History the invariants need and no node stores."""
 
     leaders: Mapping[Term, frozenset[NodeId]] = attrs.field(factory=dict)
+    campaigns: frozenset[Term] = frozenset()  # terms some node started as a candidate
     votes: Mapping[tuple[NodeId, Term], NodeId] = attrs.field(factory=dict)
     committed: Mapping[LogIndex, tuple[Entry, Term]] = attrs.field(
         factory=dict
@@ -190,6 +191,9 @@ def record_step(
     """Add what this step reveals to the ghost history."""
     ghost = cluster.ghost
     problems: list[str] = []
+    # A leader campaigned in its term too, even if it won within this same step.
+    if after.role in (Role.CANDIDATE, Role.LEADER) and after.term not in ghost.campaigns:
+        ghost = attrs.evolve(ghost, campaigns=ghost.campaigns | {after.term})
     if after.role is Role.LEADER:
         leaders = ghost.leaders.get(after.term, frozenset()) | {after.node_id}
         ghost = attrs.evolve(ghost, leaders={**ghost.leaders, after.term: leaders})
@@ -365,3 +369,51 @@ def heal(cluster: ClusterState) -> ClusterState:
 
 def hard_state_of(cluster: ClusterState, node_id: NodeId) -> HardState:
     return cluster.persisted[node_id].hard_state
+
+
+# --- A fair scheduler, for liveness ------------------------------------------------------------------
+
+
+def deliver_all(cluster: ClusterState, messages_max: int = 10_000) -> ClusterState:
+    """Deliver messages in the order sent until none is left (new ones included), at most `messages_max`."""
+    for _ in range(messages_max):
+        if not cluster.network:
+            return cluster
+        cluster = deliver(cluster, 0)
+    return cluster
+
+
+def stabilize(cluster: ClusterState, ticks_max: int) -> ClusterState:
+    """Run the cluster with a whole network and no faults: tick everyone, deliver everything, repeat.
+
+    Stops early once there is one leader that has committed its whole log, in its own term, and
+    every running member has learned that commit.
+    """
+    for _ in range(ticks_max):
+        cluster = deliver_all(tick_all(cluster))
+        if is_settled(cluster):
+            return cluster
+    return cluster
+
+
+def is_settled(cluster: ClusterState) -> bool:
+    leaders = cluster.leaders()
+    if len(leaders) != 1 or cluster.network:
+        return False
+    leader = leaders[0]
+    if (
+        leader.log.term_at(leader.commit_index) != leader.term
+        or leader.commit_index != leader.log.last_index
+    ):
+        return False
+    return all(
+        node.commit_index == leader.commit_index
+        for node in cluster.running()
+        if node.node_id in leader.membership.members
+    )
+
+
+def recover_all(cluster: ClusterState) -> ClusterState:
+    for node_id in cluster.node_ids:
+        cluster = recover(cluster, node_id)
+    return heal(cluster)

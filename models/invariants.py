@@ -154,6 +154,18 @@ def reads_see_earlier_commits(cluster: ClusterState) -> list[str]:
     ]
 
 
+def terms_start_with_a_candidate(cluster: ClusterState) -> list[str]:
+    """Every term a node holds was started by some candidate: only an election creates a term.
+
+    In particular a PreVote round creates none (thesis §9.6), however its messages are delivered.
+    """
+    return [
+        f"node {node.node_id} is in term {node.term}, which no candidate started"
+        for node in cluster.running()
+        if node.term > 0 and node.term not in cluster.ghost.campaigns
+    ]
+
+
 def single_node_invariants(cluster: ClusterState) -> list[str]:
     return [problem for node in cluster.running() for problem in node_violations(node)]
 
@@ -166,6 +178,7 @@ STATE_INVARIANTS = (
     votes_once_per_term,
     committed_on_quorum,
     reads_see_earlier_commits,
+    terms_start_with_a_candidate,
     single_node_invariants,
 )
 TRANSITION_INVARIANTS = (leader_append_only, monotonic)

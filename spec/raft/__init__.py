@@ -22,8 +22,5 @@ Algorithm, 2014), "thesis §x" (Ongaro, Consensus: Bridging Theory and Practice,
 etcd (the behaviour of etcd-io/raft where it chooses among what the papers allow).
 """
 
-from spec.raft.io import Input, Output
-from spec.raft.state import NodeState, initial_state, restart
-from spec.raft.step import step
-
-__all__ = ["Input", "NodeState", "Output", "initial_state", "restart", "step"]
+# The entry point is `spec.raft.step.step`; it is not re-exported here, so that `spec.raft.step`
+# stays the module (and tests can replace functions in it).

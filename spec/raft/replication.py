@@ -237,11 +237,18 @@ def advance_commit(state: NodeState) -> tuple[NodeState, Output]:
 
 
 def on_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> tuple[NodeState, Output]:
-    """A heartbeat answer shows the follower is alive: resume probing it and send what it lacks (etcd)."""
+    """A heartbeat answer shows the follower is alive: resume probing it and send what it lacks (etcd).
+
+    Without this, an append lost in flight would pause a follower forever: in PROBE the probe is
+    never answered, in REPLICATE the in-flight window stays full.
+    """
     progress = leader_state_of(state).progress.get(message.sender)
     if progress is None:
         return state, NOTHING
     progress = attrs.evolve(progress, recently_active=True, probe_sent=False)
+    if len(progress.inflight) >= state.settings.inflight_appends_max:
+        # An append may have been lost: let one more through, so a gap is detected (etcd FreeFirstOne).
+        progress = attrs.evolve(progress, inflight=progress.inflight[1:])
     state = with_progress(state, message.sender, progress)
     if progress.match_index < state.log.last_index:
         return send_append(state, message.sender, allow_empty=False)

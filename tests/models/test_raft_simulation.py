@@ -1,0 +1,63 @@
+"""Raft safety and liveness over long seeded schedules (models.simulate), seeds drawn by Hypothesis.
+
+Safety: every invariant holds after every step of a 400-step schedule of faults and requests.
+Liveness: once faults stop (every node restarted, the network whole), a leader is elected and
+a new proposal commits on every member within a bounded number of ticks.
+"""
+
+from __future__ import annotations
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from models import cluster as model
+from models.simulate import simulate
+from spec.raft.types import NodeId
+from tests.conftest import DEEP
+
+seeds = st.integers(min_value=0, max_value=2**32 - 1)
+SCHEDULES = 1000 if DEEP else 60
+# After faults stop: elections take at most a few randomized timeouts; 40 election timeouts is ample.
+STABILIZE_TICKS_MAX = 40 * 6
+
+
+@settings(max_examples=SCHEDULES)
+@given(seed=seeds)
+def test_every_invariant_holds_on_random_schedules(seed: int) -> None:
+    result = simulate(seed, steps=400)
+    assert not result.failed, result.describe()
+
+
+@settings(max_examples=SCHEDULES // 2)
+@given(seed=seeds)
+def test_a_healed_cluster_elects_a_leader_and_commits(seed: int) -> None:
+    result = simulate(seed, steps=300)
+    assert not result.failed, result.describe()
+    cluster = model.stabilize(model.recover_all(result.cluster), STABILIZE_TICKS_MAX)
+    leaders = cluster.leaders()
+    assert len(leaders) == 1, (
+        f"seed {seed}: no single leader after healing: {[(n.node_id, n.role, n.term) for n in cluster.running()]}"
+    )
+    leader = leaders[0]
+    cluster = model.propose(cluster, leader.node_id, b"after-faults")
+    cluster = model.stabilize(cluster, STABILIZE_TICKS_MAX)
+    new_leader = cluster.leaders()[0]
+    index = next(
+        (entry.index for entry in new_leader.log.entries if entry.data == b"after-faults"), None
+    )
+    assert index is not None and new_leader.commit_index >= index, (
+        f"seed {seed}: proposal not committed"
+    )
+    for node in cluster.running():
+        if node.node_id in new_leader.membership.members:
+            assert node.commit_index >= index, (
+                f"seed {seed}: node {node.node_id} did not learn the commit"
+            )
+
+
+def test_a_fresh_cluster_elects_within_the_bound() -> None:
+    cluster = model.new_cluster(3, model.Settings(), seed=1)
+    cluster = model.stabilize(cluster, STABILIZE_TICKS_MAX)
+    assert len(cluster.leaders()) == 1
+    assert all(node.commit_index >= 1 for node in cluster.running())
+    assert cluster.nodes[NodeId(1)] is not None
