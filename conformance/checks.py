@@ -144,7 +144,7 @@ def watch_known_deviations(context: CheckContext) -> dict[str, str]:
 
 def run_lease_check(context: CheckContext) -> Violations:
     with context.client() as client:
-        return {
+        found = {
             "grant and time-to-live": leases.check_grant_and_time_to_live(
                 client, context.prefix, context.minimum_ttl_seconds
             ),
@@ -153,6 +153,11 @@ def run_lease_check(context: CheckContext) -> Violations:
             "revoke deletes keys": leases.check_revoke_deletes_keys(client, context.prefix),
             "expiry deletes keys": leases.check_expiry_deletes_keys(client, context.prefix),
         }
+    if context.cluster is not None and len(context.cluster.members) >= 3:
+        found["across a leader change"] = leases.check_lease_across_leader_change(
+            context.cluster, context.prefix
+        )
+    return found
 
 
 def run_api_semantics_check(context: CheckContext) -> Violations:

@@ -12,6 +12,7 @@ returns the violations it found. Expected error texts and codes come from `spec.
 * `check_keep_alive_extends`: keep-alive answers the granted TTL and restores the remaining time.
 * `check_revoke_deletes_keys`: revoking deletes every attached key at one revision, one DELETE
   event each, in key order, and the lease is gone (L-3).
+* `check_lease_across_leader_change` (launched clusters): the lease outlives its leader;
 * `check_expiry_deletes_keys`: without keep-alives the lease ends, no earlier than its TTL
   after the grant was sent, and its keys go as on revoke (L-3, L-4).
 """
@@ -21,6 +22,7 @@ from __future__ import annotations
 import time
 
 from conformance.client import EtcdClient, RequestFailed
+from conformance.launcher import LaunchedCluster
 from conformance.watch.recording import DELETE, Watcher, WatchRecording
 from etcdpb.etcdserverpb import rpc_pb2
 from spec.errors import EtcdError
@@ -194,4 +196,38 @@ def check_expiry_deletes_keys(
         )
     if client.lease_time_to_live(rpc_pb2.LeaseTimeToLiveRequest(ID=lease)).TTL != -1:
         violations.append("expired lease still has a time to live")
+    return violations
+
+
+def check_lease_across_leader_change(cluster: LaunchedCluster, prefix: bytes) -> list[str]:
+    """L-4 across a leader change (launched clusters of 3 or more): a lease survives the loss
+    of the leader that granted it, is not expired early by the new leader (etcd restarts the
+    TTL on promotion), keeps being renewable, and its key stays until it is revoked."""
+    violations = []
+    leader = cluster.leader_index()
+    if leader is None or len(cluster.members) < 3:
+        return ["no leader found" if leader is None else "needs three members"]
+    survivor = cluster.members[(leader + 1) % len(cluster.members)].endpoint
+    with EtcdClient(survivor, timeout_seconds=5.0) as client:
+        granted = client.lease_grant(rpc_pb2.LeaseGrantRequest(TTL=4))
+        key = prefix + b"lease/leader-change"
+        client.put(rpc_pb2.PutRequest(key=key, value=b"v", lease=granted.ID))
+        cluster.kill(leader)
+        try:
+            cluster.wait_until_ready(
+                20.0, [member for index, member in enumerate(cluster.members) if index != leader]
+            )
+            answer = client.lease_time_to_live(rpc_pb2.LeaseTimeToLiveRequest(ID=granted.ID), 10)
+            if answer.TTL <= 0:
+                violations.append(f"lease lost with the leader (TTL {answer.TTL})")
+            kept = client.lease_keep_alive_once(granted.ID, 10)
+            if kept.TTL != granted.TTL:
+                violations.append(f"keep-alive through the new leader answered TTL {kept.TTL}")
+            if not client.range(rpc_pb2.RangeRequest(key=key), 10).kvs:
+                violations.append("the leased key vanished after the leader change")
+            client.lease_revoke(rpc_pb2.LeaseRevokeRequest(ID=granted.ID), 10)
+            if client.range(rpc_pb2.RangeRequest(key=key), 10).kvs:
+                violations.append("the leased key survived the revoke")
+        finally:
+            cluster.restart(leader)
     return violations
