@@ -5,6 +5,7 @@
                                   unsupported as <skipped>)
     client-N/operations.json      the linearizability workload's history, one operation a line
     linearizability.json          the checker's verdict, failures and minimal failing excerpts
+    history.html                  for a history that is not linearizable: a timeline (timeline.py)
     watch/NAME.json               every recorded watch stream (the reference one included)
     api-vectors.jsonl             the API semantics run as replayable vectors (VECTORS.md)
 
@@ -24,6 +25,7 @@ from conformance.api_semantics.comparison import SemanticsResult, write_vectors
 from conformance.checks import CheckContext, CheckResult, Outcome
 from conformance.history import Operation, write_history
 from conformance.linearizability.checker import LinearizabilityReport
+from conformance.timeline import write_timeline
 from conformance.watch.recording import WatchRecording
 
 
@@ -46,6 +48,14 @@ def write_report(directory: Path, results: Sequence[CheckResult], context: Check
         (directory / "linearizability.json").write_text(
             json.dumps(verdict_json(verdict), indent=2) + "\n"
         )
+        if verdict.verdict != "ok" and isinstance(history, list):
+            stuck = [
+                operation.identifier
+                for parts in verdict.excerpts.values()
+                for operation in parts.get("could_not_follow", [])
+            ]
+            title = "; ".join(verdict.failures[:3])
+            write_timeline(directory / "history.html", history, stuck, title)
     semantics = context.artifacts.get("api semantics")
     if isinstance(semantics, SemanticsResult):
         write_vectors(directory / "api-vectors.jsonl", semantics, context.workload.seed)
