@@ -11,7 +11,10 @@ from pathlib import Path
 
 import pytest
 
+from conformance.checks import CHECKS, CheckContext, Outcome, run_check
 from conformance.cli import main
+from conformance.launcher import LaunchedCluster
+from conformance.workload import WorkloadSettings
 from tests.conformance.doctored_server import empty_grpc_server
 
 
@@ -88,3 +91,18 @@ def test_launched_etcd_passes_and_leaves_a_report(
     assert len(list(report.glob("client-*/operations.json"))) == 3
     assert (report / "watch" / "reference.json").exists()
     assert json.loads((report / "linearizability.json").read_text())["verdict"] == "ok"
+
+
+@pytest.mark.etcd
+def test_target_that_dies_gives_an_error_result_not_a_traceback() -> None:
+    cluster = LaunchedCluster(size=1)
+    cluster.start()
+    context = CheckContext(
+        endpoints=cluster.endpoints, prefix=b"/dies/", workload=WorkloadSettings(), server_version=""
+    )
+    cluster.stop()
+    started = time.monotonic()
+    results = run_check(CHECKS["lease"], context)
+    assert [result.outcome for result in results] == [Outcome.ERROR]
+    assert "UNAVAILABLE" in results[0].messages[0] or "DEADLINE" in results[0].messages[0]
+    assert time.monotonic() - started < 20
