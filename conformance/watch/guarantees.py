@@ -238,6 +238,20 @@ def check_resumed(
     return violations
 
 
+def check_txn_order(recording: WatchRecording, txn_orders: dict[int, list[bytes]]) -> list[str]:
+    """W-1 Ordered, within a txn: the events of one txn come in the order of the txn's
+    operations (`txn_orders`: revision -> the keys the txn put, in request order)."""
+    violations = []
+    for revision, keys in txn_orders.items():
+        received = [event.key for event in recording.events() if event.revision == revision]
+        expected = [key for key in keys if key in received]
+        if received and received != expected:
+            violations.append(
+                f"{recording.name}: txn at revision {revision} put {keys}, events came as {received}"
+            )
+    return violations
+
+
 def check_compaction_cancel(recording: WatchRecording, compacted_revision: int) -> list[str]:
     """W-9 Compaction: a watch from a compacted revision is created, then cancelled with
     compact_revision set to the compaction revision, and delivers no events."""

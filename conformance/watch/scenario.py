@@ -41,8 +41,12 @@ def prefix_end(prefix: bytes) -> bytes:
     return prefix[:-1] + bytes([prefix[-1] + 1])
 
 
-def run_workload(client: EtcdClient, prefix: bytes, seed: int, operation_count: int) -> None:
-    """Puts, deletes, range deletes and multi-put txns over six keys, with unique values."""
+def run_workload(
+    client: EtcdClient, prefix: bytes, seed: int, operation_count: int
+) -> dict[int, list[bytes]]:
+    """Puts, deletes, range deletes and multi-put txns over six keys, with unique values.
+    Returns, for each txn, its revision and the keys it put in request order."""
+    txn_orders: dict[int, list[bytes]] = {}
     draw = random.Random(seed)
     keys = [prefix + f"k{index}".encode() for index in range(6)]
     for number in range(operation_count):
@@ -58,7 +62,7 @@ def run_workload(client: EtcdClient, prefix: bytes, seed: int, operation_count: 
             client.delete_range(rpc_pb2.DeleteRangeRequest(key=first, range_end=keys[-1]))
         else:
             chosen = draw.sample(keys, 3)
-            client.txn(
+            response = client.txn(
                 rpc_pb2.TxnRequest(
                     success=[
                         rpc_pb2.RequestOp(
@@ -70,6 +74,8 @@ def run_workload(client: EtcdClient, prefix: bytes, seed: int, operation_count: 
                     ]
                 )
             )
+            txn_orders[response.header.revision] = chosen
+    return txn_orders
 
 
 def current_revision(client: EtcdClient) -> int:
@@ -105,7 +111,7 @@ def run_watch_scenario(
     try:
         for watcher in [*watchers, resumable]:
             watcher.wait_until(lambda recording: bool(recording.responses), DRAIN_TIMEOUT_SECONDS)
-        run_workload(client, prefix, seed, operation_count // 2)
+        txn_orders = run_workload(client, prefix, seed, operation_count // 2)
         middle = current_revision(client)
         resumable.wait_until(
             lambda recording: recording.last_revision() >= middle, DRAIN_TIMEOUT_SECONDS
@@ -118,7 +124,7 @@ def run_watch_scenario(
         watchers.append(resumed)
         for watcher in watchers:
             watcher.stream.request_progress()
-        run_workload(client, prefix, seed + 1, operation_count - operation_count // 2)
+        txn_orders |= run_workload(client, prefix, seed + 1, operation_count - operation_count // 2)
         # Sentinels: a put then a delete of one key, so that every watch, whatever its filter,
         # sees an event at (or one before) the final revision and can be known complete.
         sentinel = prefix + b"k1"
@@ -172,6 +178,7 @@ def run_watch_scenario(
         for guarantee, messages in guarantees.check_all(recording, reference).items():
             result.add(guarantee, messages)
         result.add("progress (stream-wide request)", guarantees.check_stream_progress(recording))
+        result.add("txn order", guarantees.check_txn_order(recording, txn_orders))
     result.add(
         "resumable", guarantees.check_resumed(resumable.recording, resumed_recording, reference)
     )

@@ -59,6 +59,7 @@ def test_reordered_watch_events_fail_reliable(etcd_cluster: LaunchedCluster) -> 
     with DoctoredServer(etcd_cluster.endpoints[0], Breakage(reverse_watch_events=True)) as server:
         results = run(server.endpoint, "watch")
     assert results["watch: reliable"].outcome == Outcome.FAILED
+    assert results["watch: txn order"].outcome == Outcome.FAILED
 
 
 def test_missing_lease_service_is_unsupported_not_failed(etcd_cluster: LaunchedCluster) -> None:

@@ -200,3 +200,8 @@ def test_compaction_cancel_must_name_the_compaction_revision() -> None:
     assert guarantees.check_compaction_cancel(watch, 5)
     watch.responses = [response(created=True), response(EVENTS[0])]
     assert guarantees.check_compaction_cancel(watch, 4)
+
+
+def test_txn_events_follow_the_request_order() -> None:
+    assert guarantees.check_txn_order(correct(), {4: [b"a", b"c"]}) == []
+    assert guarantees.check_txn_order(correct(), {4: [b"c", b"a"]})
