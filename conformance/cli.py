@@ -1,7 +1,7 @@
 """`etcdref conformance`: run the suite against servers someone else runs, or launch real etcd.
 
     etcdref conformance --endpoints 127.0.0.1:2379[,...] [--profile kubernetes|kv-watch-lease|full]
-    etcdref conformance --launch etcd --size 1|3 [--faults kill|kill-leader|pause|blackhole|delay|drop] [--profile ...]
+    etcdref conformance --launch etcd --size 1|3 [--faults kill|kill-leader|pause|rolling-restart|blackhole|delay|drop] [--profile ...]
 
 Prints a progress bar while the checks run and a summary table at the end (check, result,
 seconds), writes the report directory (see `conformance.report`), and exits 0 when nothing
@@ -58,6 +58,9 @@ def parse_arguments(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--clients", type=int, default=4, help="concurrent workload clients")
     parser.add_argument("--operations", type=int, default=100, help="operations per client")
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument(
+        "--duration", type=float, default=30.0, help="longest the workload may run, in seconds"
+    )
     parser.add_argument(
         "--faults",
         choices=[str(fault) for fault in Fault],
@@ -126,6 +129,7 @@ def run(
             client_count=arguments.clients,
             operations_per_client=arguments.operations,
             seed=arguments.seed,
+            duration_seconds_max=arguments.duration,
         ),
         server_version=probes[0].version,
         cluster=cluster,

@@ -8,6 +8,8 @@ again. Every wait is bounded.
 * `kill`: SIGKILL a random member, then restart it from its data directory;
 * `kill-leader`: the same for the current leader (forces an election);
 * `pause`: SIGSTOP a random member, then SIGCONT it (a process pause, as Jepsen's nemesis);
+* `rolling-restart`: stop each member in turn (SIGTERM) and start it again, waiting until it
+  answers before the next;
 * `blackhole`, `delay`, `drop`: put a random member's peer proxy in that mode for the window
   (needs a cluster launched with `peer_proxies=True`; see `peer_proxy`).
 """
@@ -34,6 +36,7 @@ class Fault(StrEnum):
     BLACKHOLE = "blackhole"
     DELAY = "delay"
     DROP = "drop"
+    ROLLING_RESTART = "rolling-restart"
 
 
 NETWORK_FAULTS = {
@@ -52,7 +55,8 @@ class FaultRecord:
 
     def describe(self) -> str:
         held = (self.recovered_ns - self.injected_ns) / 1e9
-        return f"{self.fault} of member{self.member}, held {held:.1f} s"
+        target = "every member in turn" if self.fault == Fault.ROLLING_RESTART else f"member{self.member}"
+        return f"{self.fault} of {target}, {held:.1f} s until recovered"
 
 
 def inject_fault(cluster: LaunchedCluster, fault: Fault, seed: int) -> FaultRecord:
@@ -73,6 +77,10 @@ def inject_fault(cluster: LaunchedCluster, fault: Fault, seed: int) -> FaultReco
         proxy.mode = NETWORK_FAULTS[fault]
         time.sleep(FAULT_WINDOW_SECONDS)
         proxy.mode = LinkMode.PASS
+    elif fault == Fault.ROLLING_RESTART:
+        for index, member in enumerate(cluster.members):
+            cluster.stop_member(member)
+            cluster.restart(index, ready_timeout_seconds=RECOVERY_TIMEOUT_SECONDS)
     elif fault == Fault.PAUSE:
         cluster.pause(record.member)
         time.sleep(FAULT_WINDOW_SECONDS)
