@@ -10,10 +10,12 @@ A watcher watches a key, a range [key, range_end), or every key from `key` on
    compaction error's text), a range with key >= range_end (`mvcc: watcher range is empty`),
    an id already in use on the stream (`mvcc: duplicate watch ID provided on the WatchStream`).
    Watch id 0 asks the stream to choose: the lowest free id counting up from the last chosen.
+   (The negative-start refusal is etcd 3.5's, from the facts file; etcd 3.4.23 was observed to
+   accept a negative start and watch from the next write, see tests/spec/test_watch_against_etcd.py.)
 2. **Catch up** (`unsynced` watchers, etcd's `syncWatchers`): a watcher whose start is at or
    before the current revision is first served from history. If its next revision is before the
-   compaction point it gets one response with `compact_revision` set and `canceled=True` (and no
-   cancel reason) and is removed. Otherwise one response carries the events of up to
+   compaction point it gets one response with `compact_revision` set and `canceled=True` (no
+   cancel reason, and header revision 0: etcd sends it without a revision) and is removed. Otherwise one response carries the events of up to
    `watch_batch_revisions_max` (1000) revisions; the header revision is the current one. When
    more remain it stays unsynced, else it becomes synced.
 3. **Notify** (`synced` watchers): after each write, one response with that write's events in
@@ -182,7 +184,7 @@ def catch_up(
     compacted = view.compacted_revision()
     if watcher.next_revision < compacted:
         canceled = WatchResponse(
-            ResponseHeader(revision=current),
+            ResponseHeader(revision=Revision(0)),  # etcd leaves the revision unset here
             watcher.watch_id,
             canceled=True,
             compact_revision=compacted,

@@ -446,7 +446,7 @@ class MvccComparison(RuleBasedStateMachine):
         if watched.expected_next_revision < model.compacted_revision:
             assert watcher is None, "a watcher behind the compaction point is canceled"
             assert response == watch_spec.WatchResponse(
-                mvcc.ResponseHeader(revision=Revision(current)),
+                mvcc.ResponseHeader(revision=Revision(0)),
                 watched.watcher.watch_id,
                 canceled=True,
                 compact_revision=Revision(model.compacted_revision),
