@@ -10,6 +10,7 @@ Used to show that the suite catches a broken server and names the right check:
   (events reordered within a revision);
 * `ignore_range_revision`: a Range is served at the latest revision whatever revision it
   asked for (no multi-version reads);
+* `acknowledge_revoke_only`: LeaseRevoke answers success without revoking anything;
 * `serve_leases`: when false, the Lease service is not registered, so every lease RPC is
   answered Unimplemented (a server without leases).
 """
@@ -41,6 +42,7 @@ class Breakage:
     drop_every_nth_put: int = 0
     reverse_watch_events: bool = False
     ignore_range_revision: bool = False
+    acknowledge_revoke_only: bool = False
     serve_leases: bool = True
 
 
@@ -100,13 +102,16 @@ class ForwardingWatch(rpc_pb2_grpc.WatchServicer):
 
 
 class ForwardingLease(rpc_pb2_grpc.LeaseServicer):
-    def __init__(self, target: rpc_pb2_grpc.LeaseStub) -> None:
+    def __init__(self, target: rpc_pb2_grpc.LeaseStub, breakage: Breakage) -> None:
         self.target = target
+        self.breakage = breakage
 
     def LeaseGrant(self, request: Any, context: Any) -> Any:
         return forward(self.target.LeaseGrant, request, context, 5)
 
     def LeaseRevoke(self, request: Any, context: Any) -> Any:
+        if self.breakage.acknowledge_revoke_only:
+            return rpc_pb2.LeaseRevokeResponse()
         return forward(self.target.LeaseRevoke, request, context, 5)
 
     def LeaseTimeToLive(self, request: Any, context: Any) -> Any:
@@ -151,7 +156,7 @@ class DoctoredServer:
             ForwardingWatch(rpc_pb2_grpc.WatchStub(self.channel), breakage), self.server
         )
         if breakage.serve_leases:
-            rpc_pb2_grpc.add_LeaseServicer_to_server(ForwardingLease(rpc_pb2_grpc.LeaseStub(self.channel)), self.server)
+            rpc_pb2_grpc.add_LeaseServicer_to_server(ForwardingLease(rpc_pb2_grpc.LeaseStub(self.channel), breakage), self.server)
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(
             # Only Status and HashKV are forwarded; grpcio answers the rest Unimplemented.
             ForwardingMaintenance(rpc_pb2_grpc.MaintenanceStub(self.channel)),  # type: ignore[abstract]

@@ -82,3 +82,10 @@ def test_faithful_forwarding_passes_the_kubernetes_check(etcd_cluster: LaunchedC
     with DoctoredServer(etcd_cluster.endpoints[0], Breakage()) as server:
         results = run(server.endpoint, "kubernetes")
     assert set(outcomes(results).values()) == {Outcome.PASSED}
+
+
+def test_revoke_that_does_not_revoke_fails_the_lease_check(etcd_cluster: LaunchedCluster) -> None:
+    with DoctoredServer(etcd_cluster.endpoints[0], Breakage(acknowledge_revoke_only=True)) as server:
+        results = run(server.endpoint, "lease")
+    assert results["lease: revoke deletes keys"].outcome == Outcome.FAILED
+    assert results["lease: expiry deletes keys"].outcome == Outcome.PASSED

@@ -11,6 +11,7 @@ import uuid
 
 import pytest
 
+from conformance import leases
 from conformance.checks import CHECKS, CheckContext, Outcome, run_check
 from conformance.client import EtcdClient, RequestFailed
 from conformance.faults import Fault, FaultRecord
@@ -71,3 +72,8 @@ def test_etcd_3_4_future_revision_txn_divergence_is_caught() -> None:
         results = {result.name: result for result in run_check(CHECKS["hash agreement"], context)}
     agreement = results["hash agreement: keyspace agreement"]
     assert agreement.outcome == Outcome.FAILED, agreement
+
+
+def test_lease_survives_the_loss_of_its_leader() -> None:
+    with LaunchedCluster(size=3) as cluster:
+        assert leases.check_lease_across_leader_change(cluster, b"/leader-change/") == []
