@@ -146,27 +146,33 @@ def test_our_encoders_write_etcds_bytes(etcd_wal: tuple[RealEtcd, Path]) -> None
     assert all(count > 0 for count in checked.values()), checked
 
 
-def test_real_etcd_replays_an_entry_we_appended(etcd_wal: tuple[RealEtcd, Path]) -> None:
-    """Write compatibility: our framing, CRC chain and encoders are what etcd's reader wants."""
+def test_real_etcd_replays_entries_we_appended_across_a_cut(
+    etcd_wal: tuple[RealEtcd, Path],
+) -> None:
+    """Write compatibility: our framing, CRC chain, encoders and segment cut (crc record,
+    metadata, hard state in a renamed preallocated file) are what etcd's reader wants."""
     etcd, wal_dir = etcd_wal
     wal, contents = Wal.open(wal_dir)
     last = contents.entries[-1]
-    request = raft_internal_pb2.InternalRaftRequest(
-        ID=424242, put=rpc_pb2.PutRequest(key=b"written-by-etcdref", value=b"hello etcd")
-    )
     state = contents.hard_state
-    wal.save(
-        HardState(state.term, state.vote, last.index + 1),
-        [Entry(last.term, last.index + 1, data=request.SerializeToString())],
-    )
+    for offset, key in ((1, b"written-by-etcdref"), (2, b"after-our-cut")):
+        request = raft_internal_pb2.InternalRaftRequest(
+            ID=424242 + offset, put=rpc_pb2.PutRequest(key=key, value=b"hello etcd")
+        )
+        index = last.index + offset
+        wal.save(
+            HardState(state.term, state.vote, index),
+            [Entry(last.term, index, data=request.SerializeToString())],
+        )
+        if offset == 1:
+            wal.cut()
     wal.close()
-    assert read_wal(wal_dir).contents.entries[-1].index == last.index + 1
+    assert len(list_segments(wal_dir)) == 2
+    assert read_wal(wal_dir).contents.entries[-1].index == last.index + 2
     try:
         etcd.start()
-        assert (
-            etcd.ctl("get", "written-by-etcdref", "--print-value-only").stdout.strip()
-            == "hello etcd"
-        )
+        for name in ("written-by-etcdref", "after-our-cut"):
+            assert etcd.ctl("get", name, "--print-value-only").stdout.strip() == "hello etcd"
     finally:
         etcd.stop()
 
