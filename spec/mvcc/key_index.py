@@ -156,6 +156,26 @@ def key_index_compact(
     return KeyIndex(key=index.key, generations=tuple(generations)), tuple(dropped)
 
 
+def key_index_keep(index: KeyIndex, at_revision: Revision) -> RevisionPair | None:
+    """The revision a compaction at `at_revision` would keep at or before it (etcd `keyIndex.keep`).
+
+    It is the latest revision at or before `at_revision` in the first generation not deleted by
+    then; a generation whose tombstone is at or before `at_revision` is passed over (so, unlike
+    `key_index_compact` since etcd 3.4.34 / 3.5.16, a tombstone exactly there is not kept).
+    etcd's HashKV uses this set (see impl/backend/hash.py).
+    """
+    generations = index.generations
+    position = 0
+    while (
+        position < len(generations) - 1 and generations[position].revisions[-1].main <= at_revision
+    ):
+        position += 1
+    for revision in reversed(generations[position].revisions):
+        if revision.main <= at_revision:
+            return revision
+    return None
+
+
 def lone_tombstone_generation(tombstone: RevisionPair) -> Generation:
     """An ended life of which compaction kept only the tombstone (kept when it is exactly at the
     compaction revision). Its version and creation can no longer be read by anyone, and a
