@@ -200,7 +200,10 @@ def keep_alive(
 def time_to_live(
     view: KeyspaceView, leases: Leases, request: LeaseTimeToLiveRequest, now_seconds: float
 ) -> LeaseTimeToLiveResponse:
-    """etcd `v3rpc/lease.go:LeaseTimeToLive`: remaining whole seconds (truncated), or TTL -1 if unknown."""
+    """etcd `v3rpc/lease.go:LeaseTimeToLive`: remaining whole seconds (truncated), or TTL -1 if unknown.
+
+    The keys are listed in key order here; etcd lists them in Go map order (unspecified), so
+    compare them as a set."""
     header = ResponseHeader(revision=view.current_revision())
     lease = leases.by_id.get(request.ID)
     if lease is None:
