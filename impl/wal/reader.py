@@ -331,8 +331,7 @@ def _apply_entry(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
     record whose type was damaged (the type is outside the CRC):
 
     * indexes start at 1 and never jump past last+1 (a hole; etcd would index past its slice);
-    * an entry may replace a suffix (a new leader overwrote uncommitted entries, etcd ReadAll),
-      but never entries at or below the snapshot, which were committed (Raft §5.4);
+    * an entry may replace a suffix (a new leader overwrote uncommitted entries, etcd ReadAll);
     * terms never decrease along the log (Raft §5.3, log matching);
     * the type is one raftpb.EntryType knows, written first; conf changes always carry data.
     """
@@ -352,12 +351,10 @@ def _apply_entry(replay: _Replay, path: Path, offset: int, data: bytes) -> None:
     snapshot_index = replay.snapshot.index
     entries = replay.entries
     if index <= snapshot_index:
-        if entries:
-            raise WalCorruptError(
-                path,
-                offset,
-                f"entry {index} rewrites the log at or below snapshot {snapshot_index}",
-            )
+        # An overwrite at or below the snapshot, written before the snapshot was taken,
+        # truncated everything after it, including entries read so far above the snapshot.
+        # (etcd ReadAll skips such an entry and keeps that stale suffix.)
+        del entries[:]
     else:
         kept = index - snapshot_index - 1
         if kept < len(entries):
