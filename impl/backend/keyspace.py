@@ -110,6 +110,7 @@ class LmdbKeyspace:
         self._sync = sync
         self._map_size_bytes = map_size_bytes
         self._batch: Any = None  # the open write transaction of the current batch
+        self._snapshot: Any = None  # a read transaction reused until the next write
         self._indexes: dict[bytes, KeyIndex] = {}
         self._keys = _SortedKeys()
         self._leases: dict[LeaseId, LeaseRecord] = {}
@@ -211,6 +212,7 @@ class LmdbKeyspace:
     # --- writing ---------------------------------------------------------------------------------
     def apply(self, changes: Changes) -> None:
         """Write one operation's changes into the current batch (opened if needed)."""
+        self._drop_snapshot()
         if self._batch is None:
             self._batch = self._environment.begin(write=True)
         batch = self._batch
@@ -255,6 +257,7 @@ class LmdbKeyspace:
 
     def commit(self, consistent_index: int | None = None) -> None:
         """End the batch: record the consistent index (if given) with it and commit atomically."""
+        self._drop_snapshot()
         if consistent_index is not None:
             if self._batch is None:
                 self._batch = self._environment.begin(write=True)
@@ -273,6 +276,7 @@ class LmdbKeyspace:
     def close(self) -> None:
         """Commit the open batch and close the file."""
         self.commit()
+        self._drop_snapshot()
         self._environment.close()
 
     def __enter__(self) -> LmdbKeyspace:
@@ -309,7 +313,18 @@ class LmdbKeyspace:
 
     # --- the KeyspaceView protocol ---------------------------------------------------------------
     def _reader(self) -> Any:
-        return self._batch if self._batch is not None else self._environment.begin()
+        """The open batch if there is one (its writes must be seen), else a read snapshot that
+        stays valid until the next write (saves one LMDB transaction per record read)."""
+        if self._batch is not None:
+            return self._batch
+        if self._snapshot is None:
+            self._snapshot = self._environment.begin()
+        return self._snapshot
+
+    def _drop_snapshot(self) -> None:
+        if self._snapshot is not None:
+            self._snapshot.abort()
+            self._snapshot = None
 
     def current_revision(self) -> Revision:
         return self._current_revision
@@ -330,6 +345,7 @@ class LmdbKeyspace:
         return decode_key_value(bytes(data))
 
     def records_from(self, revision: Revision) -> Iterator[Record]:
+        """Records from `revision` on, read lazily: consume them before the next write."""
         reader = self._reader()
         cursor = reader.cursor(db=self._databases[b"key"])
         if not cursor.set_range(revision_key_prefix(revision)):
