@@ -226,3 +226,43 @@ def test_watch_responses_equal_etcds(etcd: EtcdClient) -> None:
         stream.close()
     assert dict(etcd_sent) == dict(spec_side.sent)
     assert set(etcd_sent) == {-1, 0, 1, 2, 3}
+
+
+def test_lease_revoke_events_equal_etcds(etcd: EtcdClient) -> None:
+    """A revoke's deletes reach a watcher as one response, in key order, at one revision."""
+    from spec import lease as lease_spec
+
+    store = MemoryKeyspace()
+    leases = lease_spec.Leases()
+    lease = LeaseId(0x7E0)
+    outcome, leases = lease_spec.grant(
+        store, leases, lease_spec.LeaseGrantRequest(TTL=60, ID=lease), lease, 0.0
+    )
+    assert isinstance(outcome, Applied)
+    store.apply(outcome.changes)
+    etcd.lease_grant(rpc_pb2.LeaseGrantRequest(ID=lease, TTL=60))
+    start = etcd.range(rpc_pb2.RangeRequest(key=b"\x00", count_only=True)).header.revision
+    for name in (b"/revoke/c", b"/revoke/a", b"/revoke/b"):
+        etcd.put(rpc_pb2.PutRequest(key=name, lease=lease))
+        put_outcome = apply_request(store, PutRequest(key=name, lease=lease))
+        assert isinstance(put_outcome, Applied)
+        store.apply(put_outcome.changes)
+    stream = etcd.open_watch_stream()
+    try:
+        stream.create(rpc_pb2.WatchCreateRequest(key=b"/revoke/", range_end=b"/revoke0"))
+        assert drain(stream)[0].created
+        etcd.lease_revoke(rpc_pb2.LeaseRevokeRequest(ID=lease))
+        received = [spec_response(response) for response in drain(stream)]
+    finally:
+        stream.close()
+    revoked, _ = lease_spec.revoke(store, leases, lease_spec.LeaseRevokeRequest(ID=lease))
+    assert isinstance(revoked, Applied)
+    assert len(received) == 1
+    etcd_events = [
+        (event.type, event.kv.key, event.kv.mod_revision - start) for event in received[0].events
+    ]
+    spec_events = [
+        (event.type, event.kv.key, event.kv.mod_revision - 2) for event in revoked.events
+    ]
+    assert etcd_events == spec_events
+    assert [key for _, key, _ in spec_events] == [b"/revoke/a", b"/revoke/b", b"/revoke/c"]
