@@ -262,7 +262,7 @@ def test_lease_revoke_events_equal_etcds(etcd: EtcdClient) -> None:
         (event.type, event.kv.key, event.kv.mod_revision - start) for event in received[0].events
     ]
     spec_events = [
-        (event.type, event.kv.key, event.kv.mod_revision - 2) for event in revoked.events
+        (event.type, event.kv.key, event.kv.mod_revision - 1) for event in revoked.events
     ]
     assert etcd_events == spec_events
     assert [key for _, key, _ in spec_events] == [b"/revoke/a", b"/revoke/b", b"/revoke/c"]
