@@ -145,14 +145,17 @@ def test_every_mutation_of_a_correct_history_is_rejected(
     seed: int, mutation: str, indeterminate: float
 ) -> None:
     """With indeterminate writes resolved from the reference history, every mutation is
-    rejected; without that, a mutation is never accepted (the search may run out of time)."""
+    rejected (and without any indeterminate write, without the reference too)."""
     history, persisted = simulate(seed, 150, 4, 3, indeterminate)
     mutated = MUTATIONS[mutation](history, random.Random(seed))
     if mutated is None:
         return  # the mutation found nothing to change in this history
     assert check_history(history, 20, persisted).verdict == Verdict.OK
     assert check_history(mutated, 20, persisted).verdict == Verdict.ILLEGAL, mutation
-    assert check_history(mutated, 0.5).verdict != Verdict.OK, mutation
+    if indeterminate == 0.0:
+        # With unresolved indeterminate writes a mutation can be explained by one of them
+        # taking effect late, so only a history without any is judged alone.
+        assert check_history(mutated, 5).verdict == Verdict.ILLEGAL, mutation
 
 
 @settings(max_examples=30)
