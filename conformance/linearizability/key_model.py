@@ -7,6 +7,9 @@ key on its own *with the revisions in its state*, and `revision_order` checks th
 cross-key fact left: that revisions respect real time across keys. Together they say the
 per-key orders merge, by revision, into one global linearization.
 
+It is written independently of `models.kv` (the MVCC oracle); `tests/conformance/
+test_key_model_against_kv_model.py` shows the two agree on sequential histories.
+
 The state of a key (etcd `mvcc` semantics, see the project's wire notes §3.4):
 * absent: value None, create/mod revision 0, version 0 (a delete ends a generation);
 * present: the value, the revision of the last creation, the revision of the last change, and
