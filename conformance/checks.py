@@ -118,7 +118,10 @@ def run_linearizability_check(context: CheckContext) -> Violations:
     linearizability = (
         [] if result.report.verdict == "ok" else result.report.failures or [result.report.summary()]
     )
-    return {"durability": result.durability_violations, "linearizability": linearizability}
+    found = {"durability": result.durability_violations, "linearizability": linearizability}
+    if len(context.endpoints) > 1:
+        found["members replay one history"] = result.agreement_violations
+    return found
 
 
 def run_watch_check(context: CheckContext) -> Violations:

@@ -7,7 +7,8 @@ after that revision to the final one (the reference history); then
   at the revision its response named, with its value, and every event under the run's prefix
   comes from a write some client invoked (no phantom writes);
 * linearizability (KV-2 .. KV-9): the checker, with indeterminate writes resolved from the
-  reference.
+  reference;
+* with several endpoints, every member replays the same events for the run's revisions.
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ class ConsistencyResult:
     reference_recording: WatchRecording
     report: LinearizabilityReport
     durability_violations: list[str] = field(default_factory=list)
+    agreement_violations: list[str] = field(default_factory=list)
 
 
 def reference_writes(reference: ReferenceHistory, prefix: bytes) -> ReferenceWrites:
@@ -96,9 +98,34 @@ def run_consistency_check(
         reference, recording = collect_reference(client, final, start_revision=start + 1)
     writes = reference_writes(reference, prefix)
     report = check_history(history, budget_seconds, writes)
+    agreement = check_member_histories_agree(endpoints, reference, start + 1, final)
     return ConsistencyResult(
-        history, reference, recording, report, check_durability(history, writes)
+        history, reference, recording, report, check_durability(history, writes), agreement
     )
 
 
-__all__ = ["ConsistencyResult", "run_consistency_check"]
+def check_member_histories_agree(
+    endpoints: Sequence[str], reference: ReferenceHistory, first: int, last: int
+) -> list[str]:
+    """Every member replays the same history of events for the run's revisions (Raft's state
+    machine safety, seen from outside: all members apply the same writes in the same order).
+    `reference` is the history as the first endpoint replays it."""
+    violations = []
+    for endpoint in endpoints[1:]:
+        with EtcdClient(endpoint, timeout_seconds=5.0) as client:
+            other, _ = collect_reference(client, last, start_revision=first)
+        for index, (mine, theirs) in enumerate(zip(reference.events, other.events, strict=False)):
+            if mine != theirs:
+                violations.append(
+                    f"{endpoint} differs from {endpoints[0]} at event {index}: revision "
+                    f"{theirs.revision} {theirs.type} {theirs.key!r} versus revision "
+                    f"{mine.revision} {mine.type} {mine.key!r}"
+                )
+                break
+        else:
+            if len(reference.events) != len(other.events):
+                violations.append(
+                    f"{endpoint} has {len(other.events)} events for revisions {first}..{last}, "
+                    f"{endpoints[0]} has {len(reference.events)}"
+                )
+    return violations
