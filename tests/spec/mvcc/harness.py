@@ -364,6 +364,24 @@ class MvccComparison(RuleBasedStateMachine):
         response, self.leases = lease_spec.keep_alive(self.leases, request, self.now_seconds)
         assert self.model.lease_keep_alive(lease, self.now_seconds) == response.TTL
 
+    @rule()
+    def revoke_lease_with_most_keys(self) -> None:
+        """Revoke the lease holding the most keys: where the order of the deletes shows."""
+        held = {lease: len(self.model.lease_keys(lease)) for lease in self.model.leases}
+        if held:
+            self.lease_revoke(max(held, key=lambda lease: (held[lease], lease)))
+
+    @rule(data=st.data(), late_seconds=st.sampled_from([0.0, 0.5]))
+    def keep_alive_at_expiry(self, data: st.DataObject, late_seconds: float) -> None:
+        """The clock reaches a lease's expiry (or just past it) before its keep-alive arrives."""
+        granted = sorted(self.model.lease_expiry_seconds)
+        if not granted:
+            return
+        lease = data.draw(st.sampled_from(granted))
+        expiry = self.model.lease_expiry_seconds[lease]
+        self.now_seconds = max(self.now_seconds, expiry + late_seconds)
+        self.lease_keep_alive(lease)
+
     @rule(limit=st.integers(1, 3))
     def revoke_expired_leases(self, limit: int) -> None:
         """The leader's expiry pass: find expired leases, then revoke each through the store."""
