@@ -63,6 +63,12 @@ def test_grpc_server_without_etcd_services_is_named(capsys: pytest.CaptureFixtur
     assert seconds < 10
 
 
+def test_faults_need_a_launched_cluster(capsys: pytest.CaptureFixture[str]) -> None:
+    code, output, _ = run_command(["--endpoints", "127.0.0.1:2379", "--faults", "kill"], capsys)
+    assert code == 2
+    assert "--faults needs --launch" in output
+
+
 def test_launch_etcdref_is_refused_until_the_node_exists(capsys: pytest.CaptureFixture[str]) -> None:
     code, output, _ = run_command(["--launch", "etcdref"], capsys)
     assert code == 2
