@@ -29,6 +29,7 @@ from conformance.watch.reference import ReferenceUnavailable
 from conformance.watch.scenario import current_revision, run_compaction_scenario, run_watch_scenario
 from conformance.workload import WorkloadSettings
 from etcdpb.etcdserverpb import rpc_pb2
+from etcdpb.grpc_health.v1 import health_pb2
 
 
 class Outcome(StrEnum):
@@ -98,7 +99,24 @@ def run_cluster_check(context: CheckContext) -> Violations:
         violations.append(f"endpoints report different cluster ids: {sorted(cluster_ids)}")
     if len(leaders) != 1 or 0 in leaders:
         violations.append(f"endpoints name leaders {sorted(leaders)}")
-    return {"status and member list": violations}
+    return {"status and member list": violations, "health service": check_health(context)}
+
+
+def check_health(context: CheckContext) -> list[str]:
+    """etcd registers grpc.health.v1.Health beside its services and answers SERVING while it
+    is healthy (wire notes §0.1). A server without the health service is not faulted here."""
+    violations = []
+    for endpoint in context.endpoints:
+        with EtcdClient(endpoint, timeout_seconds=5.0) as client:
+            try:
+                answer = client.health_check()
+            except RequestFailed as failure:
+                if failure.unsupported:
+                    continue
+                raise
+        if answer.status != health_pb2.HealthCheckResponse.SERVING:
+            violations.append(f"{endpoint}: health service answers {answer.status}")
+    return violations
 
 
 def run_linearizability_check(context: CheckContext) -> Violations:
