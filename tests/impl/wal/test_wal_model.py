@@ -15,10 +15,12 @@ import shutil
 import tempfile
 from pathlib import Path
 
+from hypothesis import settings
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
 
 from impl.wal import Entry, HardState, SnapshotPoint, Wal, WalContents
+from tests.conftest import DEEP
 from tests.impl.wal.helpers import METADATA
 
 SEGMENT_SIZE_BYTES = 2048
@@ -109,3 +111,8 @@ class WalMachine(RuleBasedStateMachine):
 
 
 TestWalMachine = WalMachine.TestCase
+# Every save is a real fdatasync (milliseconds here), so the example counts are set to fit
+# the time budgets: about 10 s by default, a few minutes under ETCDREF_DEEP=1.
+TestWalMachine.settings = settings(
+    settings.default, max_examples=400 if DEEP else 60, stateful_step_count=30
+)
