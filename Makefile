@@ -18,7 +18,7 @@ $(STAMP): requirements.txt pyproject.toml
 
 # Until the node exists (issue 6), `make run` runs the Raft safety exploration with a summary.
 run: $(STAMP)
-	$(BIN)/etcdref explore
+	$(BIN)/etcdref explore --profile small
 
 test: $(STAMP) lint unit
 
