@@ -52,25 +52,37 @@ class Bounds:
 
 
 PROFILES: dict[str, Bounds] = {
-    # Completes in well under a minute; runs in `make test`.
+    # Completes in well under a minute; runs in `make test`. Duplication and a crash, no loss.
     "ci": Bounds(
-        servers=3,
         term_max=2,
         log_length_max=1,
         messages_max=2,
-        copies_max=1,
-        loss=True,
+        copies_max=2,
+        loss=False,
         crashes_max=1,
+        heartbeats=False,
     ),
-    # The documented large run: loss, duplication, crash and restart.
+    # A quick smoke run (seconds): elections over three terms, one entry.
+    "small": Bounds(
+        term_max=3,
+        log_length_max=1,
+        messages_max=2,
+        copies_max=1,
+        loss=False,
+        crashes_max=0,
+        heartbeats=False,
+    ),
+    # The documented large run (`make explore-large`): loss, duplication, crash and restart.
     "large": Bounds(
-        servers=3,
         term_max=3,
         log_length_max=2,
-        messages_max=3,
+        messages_max=2,
         copies_max=2,
         loss=True,
         crashes_max=1,
+        heartbeats=False,
+        states_max=50_000_000,
+        seconds_max=6 * 3600.0,
     ),
 }
 
@@ -136,35 +148,44 @@ def persisted_parts(stored: PersistedState) -> tuple[View, int | None, int | Non
 
 
 def canonical_view(cluster: model.ClusterState, permutations: Sequence[Sequence[int]]) -> View:
-    """The least view over every renaming of node ids: symmetric states share one fingerprint."""
-    parts = [
-        (
-            node_id,
-            node_parts(node) if node is not None else persisted_parts(cluster.persisted[node_id]),
-        )
+    """The least view over the renamings of node ids that sort the nodes by their id-free part.
+
+    Symmetric states share one fingerprint: the id-free parts are the same multiset in both, so
+    the same renamings qualify, and the least of their views is the same. Only renamings that
+    put the nodes in sorted order are tried (usually one), not all of them.
+    """
+    parts = {
+        node_id: node_parts(node)
+        if node is not None
+        else persisted_parts(cluster.persisted[node_id])
         for node_id, node in cluster.nodes.items()
-    ]
+    }
+    ordered_bases = sorted(part[0] for part in parts.values())
     messages = [message_parts(message) for message in cluster.network]
     best: View | None = None
     for permutation in permutations:
         slots: list[View] = [()] * len(parts)
-        for node_id, (base, vote, leader, votes, progress) in parts:
-            slots[permutation[node_id] - 1] = (
+        for node_id, (base, vote, leader, votes, progress) in parts.items():
+            slot = permutation[node_id] - 1
+            if base != ordered_bases[slot]:
+                break
+            slots[slot] = (
                 base,
                 rename(vote, permutation),
                 rename(leader, permutation),
                 tuple(sorted((permutation[voter], granted) for voter, granted in votes)),
                 tuple(sorted((permutation[peer], item) for peer, item in progress)),
             )
-        network = tuple(
-            sorted(
-                (permutation[sender], permutation[recipient], rest)
-                for sender, recipient, rest in messages
+        else:
+            network = tuple(
+                sorted(
+                    (permutation[sender], permutation[recipient], rest)
+                    for sender, recipient, rest in messages
+                )
             )
-        )
-        view = (tuple(slots), network)
-        if best is None or view < best:
-            best = view
+            view = (tuple(slots), network)
+            if best is None or view < best:
+                best = view
     assert best is not None
     return best
 
@@ -266,32 +287,28 @@ def explore(bounds: Bounds, progress: Callable[[int, int], None] | None = None) 
     """Visit every reachable state within `bounds`; stop at the first invariant violation."""
     permutations = all_permutations(bounds.servers)
     start = initial_cluster(bounds)
-    start_view = canonical_view(start, permutations)
-    parents: dict[View, tuple[View | None, str]] = {start_view: (None, "initial state")}
-    frontier: deque[tuple[model.ClusterState, View, int]] = deque([(start, start_view, 0)])
+    start_print = fingerprint(canonical_view(start, permutations))
+    parents: dict[int, tuple[int | None, str]] = {start_print: (None, "initial state")}
+    frontier: deque[tuple[model.ClusterState, int, int]] = deque([(start, start_print, 0)])
     began, transitions, depth = time.monotonic(), 0, 0
     while frontier:
-        cluster, view, level = frontier.popleft()
+        cluster, print_, level = frontier.popleft()
         depth = max(depth, level)
         for label, action in enabled_actions(cluster, bounds):
             after = action(cluster)
             transitions += 1
-            problems = [
-                problem for check in TRANSITION_INVARIANTS for problem in check(cluster, after)
-            ]
-            after_view = canonical_view(after, permutations)
-            if after_view not in parents or problems:
+            problems = [problem for check in TRANSITION_INVARIANTS for problem in check(cluster, after)]
+            after_print = fingerprint(canonical_view(after, permutations))
+            if after_print not in parents or problems:
                 problems += [problem for check in STATE_INVARIANTS for problem in check(after)]
             if problems:
-                trace = (*trace_to(parents, view), label)
+                trace = (*trace_to(parents, print_), label)
                 elapsed = time.monotonic() - began
-                return Report(
-                    len(parents), transitions, level + 1, elapsed, False, trace, tuple(problems)
-                )
-            if after_view in parents or not within_bounds(after, bounds):
+                return Report(len(parents), transitions, level + 1, elapsed, False, trace, tuple(problems))
+            if after_print in parents or not within_bounds(after, bounds):
                 continue
-            parents[after_view] = (view, label)
-            frontier.append((after, after_view, level + 1))
+            parents[after_print] = (print_, label)
+            frontier.append((after, after_print, level + 1))
         if progress is not None and len(parents) % 1000 < 50:
             progress(len(parents), depth)
         if len(parents) >= bounds.states_max or time.monotonic() - began > bounds.seconds_max:
@@ -299,9 +316,18 @@ def explore(bounds: Bounds, progress: Callable[[int, int], None] | None = None) 
     return Report(len(parents), transitions, depth, time.monotonic() - began, True)
 
 
-def trace_to(parents: dict[View, tuple[View | None, str]], view: View) -> list[str]:
+def fingerprint(view: View) -> int:
+    """A 64-bit hash of a view, kept instead of the view itself (as TLC keeps fingerprints).
+
+    Two different states could share one (then one would go unexplored); at ten million states
+    the chance is about one in a hundred thousand. Python's hash is stable within one run.
+    """
+    return hash(view)
+
+
+def trace_to(parents: dict[int, tuple[int | None, str]], state_print: int) -> list[str]:
     labels: list[str] = []
-    current: View | None = view
+    current: int | None = state_print
     while current is not None:
         parent, label = parents[current]
         labels.append(label)
@@ -369,10 +395,29 @@ def main(argv: Sequence[str] | None = None) -> int:
     ):
         parser.error("bounds must be at least 1 (crashes at least 0)")
 
-    def show(states: int, depth: int) -> None:
-        print(f"\r  {states:,} distinct states, depth {depth}", end="", file=sys.stderr, flush=True)
+    started = time.monotonic()
+    last_line = [started]
 
-    report = explore(bounds, progress=show if sys.stderr.isatty() else None)
+    def show(states: int, depth: int) -> None:
+        """A live counter on a terminal; otherwise a line a minute, so long runs leave a trail in logs."""
+        now = time.monotonic()
+        if sys.stderr.isatty():
+            print(
+                f"\r  {states:,} distinct states, depth {depth}",
+                end="",
+                file=sys.stderr,
+                flush=True,
+            )
+        elif now - last_line[0] >= 60:
+            last_line[0] = now
+            rate = states / (now - started)
+            print(
+                f"  {now - started:,.0f} s: {states:,} distinct states, depth {depth}, {rate:,.0f}/s",
+                file=sys.stderr,
+                flush=True,
+            )
+
+    report = explore(bounds, progress=show)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(format_report(bounds, report))
