@@ -559,6 +559,9 @@ Campaign(s, transfer) ==
 
 \* election.election_won: a won PreVote round starts the real election; a won election makes a
 \* leader, whose first act is to append an empty entry of its term (Raft §8).
+\* As in the Python, the real election after a won PreVote round is started with transfer = TRUE,
+\* so its VoteRequests carry transfer = TRUE and voters skip their leader lease for it; etcd marks
+\* only elections asked for by a leadership transfer (campaignTransfer). Mirrored, not corrected.
 ElectionWon(s) ==
     IF s.role = PreCandidate THEN Campaign(s, TRUE)
     ELSE BroadcastAppend(AppendToOwnLog(BecomeLeader(s), Nil, Nil, Normal), TRUE)

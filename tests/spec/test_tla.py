@@ -118,6 +118,7 @@ class Resolver:
     def __init__(self, inherited: frozenset[str]) -> None:
         self.defined: set[str] = set(inherited)
         self.recursive: set[str] = set()
+        self.arity: dict[str, int] = {}  # top-level operators: how many arguments they take
         self.problems: list[str] = []
 
     def define(self, name: str, where: str) -> None:
@@ -149,7 +150,9 @@ class Resolver:
             if not path.exists():
                 self.problems.append(f"EXTENDS {name}: no such module")
                 continue
-            self.defined |= top_level_names(parse(path.read_text()))
+            extended_module = parse(path.read_text())
+            self.defined |= top_level_names(extended_module)
+            self.arity |= top_level_arity(extended_module)
         for unit in module.units:
             self.unit(unit)
         return self.problems
@@ -162,6 +165,7 @@ class Resolver:
         elif kind == "RecursiveOperators":
             for name in unit.names:
                 self.recursive.add(name.operator)
+                self.arity[name.operator] = len(name.arguments or [])
         elif kind == "OperatorDefinition":
             self.definition(unit, frozenset(), top_level=True)
         else:  # ASSUME, THEOREM, separators
@@ -175,6 +179,7 @@ class Resolver:
             parameters = []
         inner = self.bind(parameters, scope, where)
         if top_level:
+            self.arity[unit.name] = len(parameters)
             self.expression(unit.definiens, inner, where)
             self.define(unit.name, where)
         else:
@@ -194,6 +199,11 @@ class Resolver:
             name = node.operator
             if IDENTIFIER.match(name) and not self.visible(name, scope):
                 self.problems.append(f"{where}: {name} is not defined (or not yet)")
+            arguments = len(node.arguments or [])
+            if name not in scope and self.arity.get(name, arguments) != arguments:
+                self.problems.append(
+                    f"{where}: {name} takes {self.arity[name]} arguments, given {arguments}"
+                )
             self.expression(node.arguments or [], scope, where)
         elif kind in ("Quantification", "SetComprehension", "Function", "Choose", "SetSlice"):
             declarations = getattr(node, "declarations", None) or node.declaration
@@ -234,6 +244,14 @@ def top_level_names(module: Any) -> frozenset[str]:
         elif kind in ("Constants", "Variables"):
             names |= {name.operator for name in unit.names}
     return frozenset(names)
+
+
+def top_level_arity(module: Any) -> dict[str, int]:
+    return {
+        unit.name: 0 if unit.function else len(unit.arity or [])
+        for unit in module.units
+        if type(unit).__name__ == "OperatorDefinition"
+    }
 
 
 def name_problems(text: str) -> list[str]:
@@ -428,6 +446,8 @@ MODULE = "---- MODULE Broken ----\nEXTENDS Naturals, Sequences\n{body}\n====\n"
         ("F(y) == LET y == 1 IN y", "LET name y shadows"),
         ("A == 1\nA == 2", "A is defined twice"),
         ("F(n) == IF n = 0 THEN 0 ELSE F(n - 1)", "F is not defined"),  # needs RECURSIVE
+        ("F(a, b) == a + b\nG == F(1)", "F takes 2 arguments, given 1"),
+        ("F == 1\nG == F(1)", "F takes 0 arguments, given 1"),
     ],
 )
 def test_name_resolution_catches_what_the_parser_accepts(body: str, problem: str) -> None:
