@@ -23,6 +23,10 @@ COMMANDS: dict[str, Command] = {
         "models.explore:main",
         "exhaustively explore a small Raft cluster, checking every safety invariant",
     ),
+    "node": Command("impl.node.cli:node_main", "run one etcd member (etcd's flag names)"),
+    "cluster": Command(
+        "impl.node.cli:cluster_main", "run a local cluster on loopback (default 3 members)"
+    ),
     "bench": Command("benchmarks.cli:main", "run a benchmark suite (raft, wal, mvcc, linearizability)"),
     "wal": Command("impl.wal.cli:main", "dump or verify an etcd-format WAL directory (etcd 3.4+ or etcdref)"),
     "conformance": Command("conformance.cli:main", "check an etcd v3 API server (or launched etcd) against etcd's guarantees"),

@@ -1,0 +1,1 @@
+"""Peer transport: Raft messages between members over TCP (see `peer` and `codec`)."""

@@ -1,0 +1,273 @@
+"""etcd's v3 gRPC services over a `Node`: KV, Maintenance.Status, Cluster.MemberList, health.
+
+Each handler validates as etcd's API layer does (spec.mvcc.validate_request, the request size),
+hands the request to the node and waits for the answer. Errors leave with etcd's exact text and
+gRPC code from spec.errors. No leader known: `etcdserver: no leader` at once, never a hang. A
+request that gets no answer within etcd's request timeout (5 s + 2 election timeouts) gets
+`etcdserver: request timed out`. Services not built yet answer UNIMPLEMENTED.
+"""
+
+from __future__ import annotations
+
+from concurrent import futures
+from concurrent.futures import Future
+from typing import Any, NoReturn, TypeVar
+
+import grpc
+
+from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
+from impl.api import convert
+from impl.node.node import Node
+from spec import constants
+from spec.errors import EtcdError
+from spec.mvcc import KeyValueRequest, RangeRequest, ResponseHeader, validate_request
+
+SERVER_VERSION = "3.4.23"
+T = TypeVar("T")
+
+
+def grpc_options(max_request_bytes: int) -> list[tuple[str, int]]:
+    """grpcio options so etcd clients' pings and long streams are not cut (facts §0 item 10)."""
+    return [
+        ("grpc.http2.min_recv_ping_interval_without_data_ms", 5000),
+        ("grpc.http2.max_ping_strikes", 0),
+        ("grpc.keepalive_time_ms", 7_200_000),
+        ("grpc.keepalive_timeout_ms", 20_000),
+        ("grpc.max_receive_message_length", max_request_bytes + constants.grpc_overhead_bytes),
+        ("grpc.max_send_message_length", 2**31 - 1),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+_STATUS_BY_NUMBER = {code.value[0]: code for code in grpc.StatusCode}
+
+
+def abort(context: grpc.ServicerContext, error: EtcdError) -> NoReturn:
+    """End the call with etcd's exact text and code for `error`."""
+    context.abort(_STATUS_BY_NUMBER[error.grpc_code.value], error.message)
+    raise AssertionError("unreachable")  # context.abort raises
+
+
+class _Handlers:
+    def __init__(self, node: Node) -> None:
+        self.node = node
+        self.request_timeout_seconds = 5 + 2 * node.config.election_timeout_ms / 1000
+
+    def header(self, revision: int = 0) -> ResponseHeader:
+        if revision == 0:
+            revision = int(self.node.keyspace.current_revision())
+        return ResponseHeader(
+            cluster_id=self.node.cluster_id,
+            member_id=self.node.member_id,
+            revision=revision,  # type: ignore[arg-type]
+            raft_term=self.node.term,
+        )
+
+    def header_pb(self) -> rpc_pb2.ResponseHeader:
+        return convert.header_out(self.header())
+
+    def wait(self, future: Future[object], context: grpc.ServicerContext) -> object:
+        try:
+            result = future.result(timeout=self.request_timeout_seconds)
+        except futures.TimeoutError:
+            future.cancel()
+            abort(context, EtcdError.TIMEOUT)
+        if isinstance(result, EtcdError):
+            abort(context, result)
+        return result
+
+    def require_leader(self, context: grpc.ServicerContext) -> None:
+        if self.node.leader is None:
+            abort(context, EtcdError.NO_LEADER)
+
+    def convert_in(self, convert_function: Any, message: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            request = convert_function(message)
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        problem = validate_request(request)
+        if problem is not None:
+            abort(context, problem)
+        return request
+
+    def write(self, request: KeyValueRequest, context: grpc.ServicerContext) -> Any:
+        self.require_leader(context)
+        return self.wait(self.node.propose(request), context)
+
+    def fill(self, header: Any) -> None:
+        """Set the member fields of a response header (and of every nested header)."""
+        header.cluster_id = self.node.cluster_id
+        header.member_id = self.node.member_id
+        header.raft_term = self.node.term
+        if header.revision == 0:
+            header.revision = int(self.node.keyspace.current_revision())
+
+
+class KeyValueService(rpc_pb2_grpc.KVServicer):
+    def __init__(self, handlers: _Handlers) -> None:
+        self.handlers = handlers
+
+    def Range(
+        self, request: rpc_pb2.RangeRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.RangeResponse:
+        spec_request: RangeRequest = self.handlers.convert_in(
+            convert.range_request_in, request, context
+        )
+        if not spec_request.serializable:
+            self.handlers.require_leader(context)
+        response = self.handlers.wait(self.handlers.node.read(spec_request), context)
+        message = convert.range_response_out(response)  # type: ignore[arg-type]
+        self.handlers.fill(message.header)
+        return message
+
+    def Put(
+        self, request: rpc_pb2.PutRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.PutResponse:
+        spec_request = self.handlers.convert_in(convert.put_request_in, request, context)
+        message = convert.put_response_out(self.handlers.write(spec_request, context))
+        self.handlers.fill(message.header)
+        return message
+
+    def DeleteRange(
+        self, request: rpc_pb2.DeleteRangeRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.DeleteRangeResponse:
+        spec_request = self.handlers.convert_in(convert.delete_range_request_in, request, context)
+        message = convert.delete_range_response_out(self.handlers.write(spec_request, context))
+        self.handlers.fill(message.header)
+        return message
+
+    def Txn(
+        self, request: rpc_pb2.TxnRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.TxnResponse:
+        spec_request = self.handlers.convert_in(convert.txn_request_in, request, context)
+        message = convert.txn_response_out(self.handlers.write(spec_request, context))
+        self.handlers.fill(message.header)
+        return message
+
+    def Compact(
+        self, request: rpc_pb2.CompactionRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.CompactionResponse:
+        spec_request = self.handlers.convert_in(convert.compaction_request_in, request, context)
+        message = convert.compaction_response_out(self.handlers.write(spec_request, context))
+        self.handlers.fill(message.header)
+        return message
+
+
+def _unimplemented(context: grpc.ServicerContext) -> NoReturn:
+    context.abort(grpc.StatusCode.UNIMPLEMENTED, "not implemented by etcdref yet")
+    raise AssertionError("unreachable")
+
+
+class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
+    def __init__(self, handlers: _Handlers) -> None:
+        self.handlers = handlers
+
+    def Status(
+        self, request: rpc_pb2.StatusRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.StatusResponse:
+        node = self.handlers.node
+        errors = [] if node.leader is not None else [EtcdError.NO_LEADER.message]
+        return rpc_pb2.StatusResponse(
+            header=self.handlers.header_pb(),
+            version=SERVER_VERSION,
+            dbSize=node.keyspace.size_bytes(),
+            leader=node.leader or 0,
+            raftIndex=node.commit_index,
+            raftTerm=node.term,
+            raftAppliedIndex=node.applied_index,
+            errors=errors,
+            dbSizeInUse=node.keyspace.size_in_use_bytes(),
+            isLearner=False,
+        )
+
+    def Alarm(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def Defragment(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def Hash(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def HashKV(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def Snapshot(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def MoveLeader(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def Downgrade(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+
+class ClusterService(rpc_pb2_grpc.ClusterServicer):
+    def __init__(self, handlers: _Handlers) -> None:
+        self.handlers = handlers
+
+    def MemberList(
+        self, request: rpc_pb2.MemberListRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.MemberListResponse:
+        members = [
+            rpc_pb2.Member(
+                ID=member.member_id,
+                name=member.name,
+                peerURLs=list(member.peer_urls),
+                clientURLs=self.handlers.node.client_urls.get(member.member_id, []),
+            )
+            for member in self.handlers.node.members
+        ]
+        return rpc_pb2.MemberListResponse(header=self.handlers.header_pb(), members=members)
+
+    def MemberAdd(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def MemberRemove(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def MemberUpdate(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+    def MemberPromote(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+
+class HealthService(health_pb2_grpc.HealthServicer):
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def Check(
+        self, request: health_pb2.HealthCheckRequest, context: grpc.ServicerContext
+    ) -> health_pb2.HealthCheckResponse:
+        serving = health_pb2.HealthCheckResponse.SERVING
+        not_serving = health_pb2.HealthCheckResponse.NOT_SERVING
+        return health_pb2.HealthCheckResponse(
+            status=serving if self.node.leader is not None else not_serving
+        )
+
+    def Watch(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
+        _unimplemented(context)
+
+
+def serve(node: Node, listen_addresses: list[str]) -> grpc.Server:
+    """Start a gRPC server for `node` on each `host:port`; raises OSError when a port is taken."""
+    server = grpc.server(
+        futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+        options=grpc_options(node.config.max_request_bytes),
+    )
+    handlers = _Handlers(node)
+    rpc_pb2_grpc.add_KVServicer_to_server(KeyValueService(handlers), server)
+    rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(handlers), server)
+    rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(handlers), server)
+    health_pb2_grpc.add_HealthServicer_to_server(HealthService(node), server)
+    for address in listen_addresses:
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as error:
+            raise OSError(f"cannot listen for clients on {address}: {error}") from None
+        if port == 0:
+            raise OSError(f"cannot listen for clients on {address}")
+    server.start()
+    return server

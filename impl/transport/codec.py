@@ -1,0 +1,174 @@
+"""Raft messages as bytes: a tagged JSON encoding of spec.raft's message classes.
+
+Every value is encoded by its type: an attrs class as `{"@": name, field: value...}`, bytes
+as `{"b": base64}`, an enum as `{"e": name, "v": value}`, a frozenset as `{"s": [...]}`, a
+tuple as a list. Decoding accepts only the classes and enums listed here, so a peer cannot
+make this node build anything else; any malformed input raises `FrameError`.
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import json
+from typing import Any, Final
+
+import attrs
+
+from spec.raft.log import Snapshot
+from spec.raft.messages import (
+    AppendRequest,
+    AppendResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    SnapshotRequest,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
+from spec.raft.types import Entry, EntryKind, Membership
+
+MESSAGE_CLASSES: Final[tuple[type, ...]] = (
+    VoteRequest,
+    VoteResponse,
+    AppendRequest,
+    AppendResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    SnapshotRequest,
+    TimeoutNow,
+    ReadIndexRequest,
+    ReadIndexResponse,
+)
+_CLASSES: Final[dict[str, type]] = {
+    cls.__name__: cls for cls in (*MESSAGE_CLASSES, Entry, Snapshot, Membership)
+}
+_ENUMS: Final[dict[str, type[enum.Enum]]] = {"EntryKind": EntryKind}
+_DEPTH_MAX: Final = 8
+
+
+class FrameError(Exception):
+    """A frame or payload that is not a well-formed message; the connection carrying it is closed."""
+
+
+def _encode_value(value: object) -> object:
+    if isinstance(value, bytes):
+        return {"b": base64.b64encode(value).decode("ascii")}
+    if isinstance(value, enum.Enum):
+        return {"e": type(value).__name__, "v": value.value}
+    if isinstance(value, frozenset):
+        return {"s": sorted(_encode_value(item) for item in value)}  # type: ignore[type-var]
+    if isinstance(value, tuple):
+        return [_encode_value(item) for item in value]
+    value_type: Any = type(value)
+    if attrs.has(value_type):
+        encoded: dict[str, object] = {"@": value_type.__name__}
+        for field in attrs.fields(value_type):
+            encoded[field.name] = _encode_value(getattr(value, field.name))
+        return encoded
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    raise TypeError(f"cannot encode {type(value).__name__}")
+
+
+def _decode_value(value: Any, depth: int) -> object:
+    if depth > _DEPTH_MAX:
+        raise FrameError("message nested too deeply")
+    if isinstance(value, list):
+        return tuple(_decode_value(item, depth + 1) for item in value)
+    if not isinstance(value, dict):
+        if value is None or isinstance(value, bool | int | str):
+            return value
+        raise FrameError(f"unexpected value of type {type(value).__name__}")
+    if "b" in value:
+        try:
+            return base64.b64decode(value["b"], validate=True)
+        except (ValueError, TypeError) as error:
+            raise FrameError(f"bad base64: {error}") from None
+    if "e" in value:
+        enum_class = _ENUMS.get(value["e"])
+        if enum_class is None:
+            raise FrameError(f"unknown enum {value['e']!r}")
+        try:
+            return enum_class(value.get("v"))
+        except ValueError:
+            raise FrameError(f"bad value for {value['e']}") from None
+    if "s" in value:
+        items = value["s"]
+        if not isinstance(items, list):
+            raise FrameError("a set must be a list")
+        try:
+            return frozenset(_decode_value(item, depth + 1) for item in items)
+        except TypeError:
+            raise FrameError("unhashable set item") from None
+    cls = _CLASSES.get(value.get("@", ""))
+    if cls is None:
+        raise FrameError(f"unknown type {value.get('@')!r}")
+    arguments = {
+        field.name: _decode_value(value[field.name], depth + 1)
+        for field in attrs.fields(cls)
+        if field.name in value
+    }
+    for field in attrs.fields(cls):
+        expected = _FIELD_TYPES.get(str(field.type))
+        if field.name in arguments and expected is not None:
+            argument = arguments[field.name]
+            item_type = _ITEM_TYPES.get(str(field.type))
+            if not _has_type(argument, expected) or (
+                item_type is not None
+                and not all(_has_type(item, (item_type,)) for item in argument)  # type: ignore[attr-defined]
+            ):
+                raise FrameError(f"bad {cls.__name__}.{field.name}")
+    try:
+        return cls(**arguments)
+    except (TypeError, AssertionError, ValueError) as error:
+        raise FrameError(f"bad {cls.__name__}: {error}") from None
+
+
+# Annotation text -> the Python types a decoded field may hold (None allowed when listed).
+_FIELD_TYPES: Final[dict[str, tuple[type | None, ...]]] = {
+    "NodeId": (int,),
+    "Term": (int,),
+    "LogIndex": (int,),
+    "int": (int,),
+    "bool": (bool,),
+    "bytes": (bytes,),
+    "bytes | None": (bytes, None),
+    "NodeId | None": (int, None),
+    "EntryKind": (EntryKind,),
+    "Snapshot": (Snapshot,),
+    "Membership": (Membership,),
+    "tuple[Entry, ...]": (tuple,),
+    "frozenset[NodeId]": (frozenset,),
+}
+_ITEM_TYPES: Final[dict[str, type]] = {"tuple[Entry, ...]": Entry, "frozenset[NodeId]": int}
+
+
+def _has_type(value: object, expected: tuple[type | None, ...]) -> bool:
+    if value is None:
+        return None in expected
+    if isinstance(value, bool):
+        return bool in expected
+    return any(kind is not None and isinstance(value, kind) for kind in expected)
+
+
+def encode_message(message: Message) -> bytes:
+    return json.dumps(_encode_value(message), separators=(",", ":")).encode()
+
+
+def decode_message(payload: bytes) -> Message:
+    """The message in `payload`; raises FrameError for anything else (never another exception)."""
+    try:
+        raw = json.loads(payload)
+    except (ValueError, UnicodeDecodeError) as error:
+        raise FrameError(f"not JSON: {error}") from None
+    try:
+        message = _decode_value(raw, 0)
+    except RecursionError:
+        raise FrameError("message nested too deeply") from None
+    if not isinstance(message, MESSAGE_CLASSES):
+        raise FrameError(f"not a Raft message: {type(message).__name__}")
+    return message  # type: ignore[return-value]
