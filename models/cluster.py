@@ -84,6 +84,14 @@ class Ghost:
 
 
 @attrs.frozen(slots=True)
+class PendingWrite:
+    """One step's output that is not yet durable: what to write, and the messages that wait for it."""
+
+    output: Output
+    held: tuple[Message, ...]
+
+
+@attrs.frozen(slots=True)
 class ClusterState:
     settings: Settings
     nodes: Mapping[NodeId, NodeState | None]  # None while crashed
@@ -94,6 +102,10 @@ class ClusterState:
     )  # (sender, recipient) pairs cut by a partition
     restarts: int = 0  # seeds restarted nodes' timers differently
     ghost: Ghost = Ghost()
+    # False: each node's writes wait in `pending` until a `persist` action makes them durable,
+    # and a crash loses them (with the messages that had to wait for them).
+    synchronous_storage: bool = True
+    pending: Mapping[NodeId, tuple[PendingWrite, ...]] = attrs.field(factory=dict)
 
     @property
     def node_ids(self) -> tuple[NodeId, ...]:
@@ -111,6 +123,7 @@ def new_cluster(
     settings: Settings,
     seed: int = 0,
     voters: int | None = None,
+    synchronous_storage: bool = True,
 ) -> ClusterState:
     """`size` nodes with ids 1..size; the first `voters` (default all) form the bootstrap membership."""
     voter_ids = frozenset(NodeId(i) for i in range(1, (voters or size) + 1))
@@ -121,7 +134,7 @@ def new_cluster(
         node = initial_state(NodeId(i), membership, settings, random_seed=seed * 1000 + i)
         nodes[NodeId(i)] = node
         persisted[NodeId(i)] = PersistedState(node.hard_state, node.log)
-    return ClusterState(settings, nodes, persisted)
+    return ClusterState(settings, nodes, persisted, synchronous_storage=synchronous_storage)
 
 
 # --- Running one input on one node ---------------------------------------------------------------
@@ -142,14 +155,18 @@ def run_input(cluster: ClusterState, node_id: NodeId, event: Input) -> ClusterSt
         after, output = step(before, current)
         cluster = record_step(cluster, before, after, output, current)
         cluster = carry_out(cluster, after, output)
-        pending += follow_ups(after, output)
+        pending += follow_ups(after, output, cluster.synchronous_storage)
     raise AssertionError(f"node {node_id} kept producing follow-up inputs: {pending}")
 
 
-def follow_ups(node: NodeState, output: Output) -> list[Input]:
-    """What the host reports back after carrying out `output`: entries durable, entries applied."""
+def follow_ups(node: NodeState, output: Output, synchronous_storage: bool) -> list[Input]:
+    """What the host reports back after carrying out `output`: entries durable (at once only with
+    synchronous storage; otherwise when `persist_next` writes them), entries applied."""
     reports: list[Input] = []
-    if output.entries_to_persist or output.snapshot_to_persist is not None:
+    durable_now = synchronous_storage and (
+        output.entries_to_persist or output.snapshot_to_persist is not None
+    )
+    if durable_now:
         reports.append(StorageAcknowledged(node.log.last_index, node.log.last_term))
     if output.committed_entries:
         reports.append(Applied(output.committed_entries[-1].index))
@@ -157,19 +174,65 @@ def follow_ups(node: NodeState, output: Output) -> list[Input]:
 
 
 def carry_out(cluster: ClusterState, node: NodeState, output: Output) -> ClusterState:
-    """Persist the output durably, then send its messages (synchronous storage: nothing waits)."""
-    persisted = persist(cluster.persisted[node.node_id], output)
-    network = cluster.network + tuple(
+    """Carry out one step's output: with synchronous storage, persist it and then send everything.
+
+    With asynchronous storage, messages that may leave before persistence leave now; the write
+    and the messages that must wait for it (and for every earlier write) are queued for `persist`.
+    """
+    cluster = attrs.evolve(cluster, nodes={**cluster.nodes, node.node_id: node})
+    if cluster.synchronous_storage:
+        persisted = persist(cluster.persisted[node.node_id], output)
+        cluster = attrs.evolve(cluster, persisted={**cluster.persisted, node.node_id: persisted})
+        return send_messages(cluster, [outgoing.message for outgoing in output.messages])
+    queue = cluster.pending.get(node.node_id, ())
+    must_wait = bool(queue) or output.must_sync
+    early = [
         outgoing.message
         for outgoing in output.messages
-        if (outgoing.message.sender, outgoing.message.recipient) not in cluster.blocked
+        if not (must_wait and outgoing.after_persistence)
+    ]
+    held = tuple(
+        outgoing.message for outgoing in output.messages if must_wait and outgoing.after_persistence
     )
-    return attrs.evolve(
+    cluster = send_messages(cluster, early)
+    if output.must_sync or held:
+        queue = (*queue, PendingWrite(output, held))
+        cluster = attrs.evolve(cluster, pending={**cluster.pending, node.node_id: queue})
+    return cluster
+
+
+def send_messages(
+    cluster: ClusterState, messages: list[Message] | tuple[Message, ...]
+) -> ClusterState:
+    sent = tuple(
+        message
+        for message in messages
+        if (message.sender, message.recipient) not in cluster.blocked
+    )
+    return attrs.evolve(cluster, network=cluster.network + sent)
+
+
+def persist_next(cluster: ClusterState, node_id: NodeId) -> ClusterState:
+    """Asynchronous storage: the node's oldest queued write becomes durable; its held messages leave;
+    the node is told (StorageAcknowledged) which entries are now durable."""
+    queue = cluster.pending.get(node_id, ())
+    if not queue or cluster.nodes.get(node_id) is None:
+        return cluster
+    write, rest = queue[0], queue[1:]
+    persisted = persist(cluster.persisted[node_id], write.output)
+    cluster = attrs.evolve(
         cluster,
-        nodes={**cluster.nodes, node.node_id: node},
-        persisted={**cluster.persisted, node.node_id: persisted},
-        network=network,
+        persisted={**cluster.persisted, node_id: persisted},
+        pending={**cluster.pending, node_id: rest},
     )
+    cluster = send_messages(cluster, write.held)
+    written = write.output.entries_to_persist
+    if written:
+        return run_input(cluster, node_id, StorageAcknowledged(written[-1].index, written[-1].term))
+    if write.output.snapshot_to_persist is not None:
+        snapshot = write.output.snapshot_to_persist
+        return run_input(cluster, node_id, StorageAcknowledged(snapshot.index, snapshot.term))
+    return cluster
 
 
 def persist(stored: PersistedState, output: Output) -> PersistedState:
@@ -197,14 +260,6 @@ def record_step(
     if after.role is Role.LEADER:
         leaders = ghost.leaders.get(after.term, frozenset()) | {after.node_id}
         ghost = attrs.evolve(ghost, leaders={**ghost.leaders, after.term: leaders})
-    if after.vote is not None and (after.vote != before.vote or after.term != before.term):
-        key = (after.node_id, after.term)
-        earlier = ghost.votes.get(key)
-        if earlier is not None and earlier != after.vote:
-            problems.append(
-                f"node {after.node_id} voted for {earlier} and {after.vote} in term {after.term}"
-            )
-        ghost = attrs.evolve(ghost, votes={**ghost.votes, key: after.vote})
     ghost = record_commit(ghost, before, after, problems)
     for entry in output.committed_entries:
         earlier_entry = ghost.applied.get(entry.index)
@@ -319,25 +374,28 @@ def request_read(cluster: ClusterState, node_id: NodeId, context: bytes) -> Clus
 
 
 def compact(cluster: ClusterState, node_id: NodeId) -> ClusterState:
-    """The node snapshots its state machine at its applied index (data: the applied count, for visibility)."""
-    node = cluster.nodes.get(node_id)
-    if node is None:
+    """The node snapshots its state machine at its applied index (data: the applied count, for visibility).
+
+    The host stores the snapshot itself, so a compaction the step performed is mirrored on disk.
+    """
+    before = cluster.nodes.get(node_id)
+    if before is None:
         return cluster
-    cluster = run_input(
-        cluster, node_id, CompactLog(node.applied_index, str(node.applied_index).encode())
-    )
+    cluster = run_input(cluster, node_id, CompactLog(before.applied_index, str(before.applied_index).encode()))
     after = cluster.nodes[node_id]
     assert after is not None
-    stored = cluster.persisted[node_id]
-    if after.log.snapshot.index > stored.log.snapshot.index:
+    if after.log.snapshot.index > before.log.snapshot.index:
+        stored = cluster.persisted[node_id]
         stored = PersistedState(stored.hard_state, stored.log.compacted_to(after.log.snapshot))
         cluster = attrs.evolve(cluster, persisted={**cluster.persisted, node_id: stored})
     return cluster
 
 
 def crash(cluster: ClusterState, node_id: NodeId) -> ClusterState:
-    """The node stops; everything but its durable state is lost."""
-    return attrs.evolve(cluster, nodes={**cluster.nodes, node_id: None})
+    """The node stops; everything but its durable state is lost, queued writes included."""
+    return attrs.evolve(
+        cluster, nodes={**cluster.nodes, node_id: None}, pending={**cluster.pending, node_id: ()}
+    )
 
 
 def recover(cluster: ClusterState, node_id: NodeId) -> ClusterState:
@@ -383,14 +441,28 @@ def deliver_all(cluster: ClusterState, messages_max: int = 10_000) -> ClusterSta
     return cluster
 
 
+def persist_all(cluster: ClusterState) -> ClusterState:
+    """Make every queued write durable, in order, node by node (writes caused meanwhile included)."""
+    for node_id in cluster.node_ids:
+        for _ in range(1000):
+            if not cluster.pending.get(node_id):
+                break
+            cluster = persist_next(cluster, node_id)
+    return cluster
+
+
 def stabilize(cluster: ClusterState, ticks_max: int) -> ClusterState:
-    """Run the cluster with a whole network and no faults: tick everyone, deliver everything, repeat.
+    """Run the cluster with a whole network and no faults: tick everyone, persist and deliver everything, repeat.
 
     Stops early once there is one leader that has committed its whole log, in its own term, and
     every running member has learned that commit.
     """
     for _ in range(ticks_max):
-        cluster = deliver_all(tick_all(cluster))
+        cluster = tick_all(cluster)
+        for _ in range(100):
+            cluster = deliver_all(persist_all(cluster))
+            if not any(cluster.pending.values()):
+                break
         if is_settled(cluster):
             return cluster
     return cluster

@@ -297,14 +297,18 @@ def explore(bounds: Bounds, progress: Callable[[int, int], None] | None = None) 
         for label, action in enabled_actions(cluster, bounds):
             after = action(cluster)
             transitions += 1
-            problems = [problem for check in TRANSITION_INVARIANTS for problem in check(cluster, after)]
+            problems = [
+                problem for check in TRANSITION_INVARIANTS for problem in check(cluster, after)
+            ]
             after_print = fingerprint(canonical_view(after, permutations))
             if after_print not in parents or problems:
                 problems += [problem for check in STATE_INVARIANTS for problem in check(after)]
             if problems:
                 trace = (*trace_to(parents, print_), label)
                 elapsed = time.monotonic() - began
-                return Report(len(parents), transitions, level + 1, elapsed, False, trace, tuple(problems))
+                return Report(
+                    len(parents), transitions, level + 1, elapsed, False, trace, tuple(problems)
+                )
             if after_print in parents or not within_bounds(after, bounds):
                 continue
             parents[after_print] = (print_, label)

@@ -43,7 +43,7 @@ class SimulationResult:
 WEIGHTS = {
     "deliver": 30, "deliver_in_order": 6, "tick": 14, "tick_all": 4, "propose": 10, "drop": 5,
     "duplicate": 4, "election_timeout": 3, "partition": 2, "heal": 3, "crash": 2, "recover": 3,
-    "read": 3, "compact": 2, "change": 3, "transfer": 1,
+    "read": 3, "compact": 2, "change": 3, "transfer": 1, "persist": 20,
 }  # fmt: skip
 FAULTS = ("drop", "duplicate", "partition", "crash", "compact", "change", "transfer")
 
@@ -96,6 +96,8 @@ def choose_action(
             return f"recover {node}", lambda c: model.recover(c, node)
         case "read":
             return f"read {name!r} on {leader}", lambda c: model.request_read(c, leader, name)
+        case "persist":
+            return f"persist {node}", lambda c: model.persist_next(c, node)
         case "compact":
             return f"compact {node}", lambda c: model.compact(c, node)
         case "change":
@@ -135,7 +137,12 @@ def simulate(seed: int, steps: int) -> SimulationResult:
     for fault in FAULTS:  # swarm testing: each schedule leaves out some kinds of fault entirely
         if rng.random() < 0.3:
             weights[fault] = 0
-    cluster = model.new_cluster(node_count, settings, seed=seed, voters=voters)
+    synchronous = rng.random() < 0.5
+    if synchronous:
+        weights["persist"] = 0
+    cluster = model.new_cluster(
+        node_count, settings, seed=seed, voters=voters, synchronous_storage=synchronous
+    )
     trace: list[str] = []
     for serial in range(steps):
         label, action = choose_action(rng, cluster, weights, serial)

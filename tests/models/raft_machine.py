@@ -6,6 +6,7 @@ Shared by tests/models/test_raft_safety.py (the real spec) and tests/quality (se
 
 from __future__ import annotations
 
+import attrs
 from hypothesis import event
 from hypothesis import strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, initialize, invariant, precondition, rule
@@ -51,13 +52,24 @@ class RaftClusterMachine(RuleBasedStateMachine):
     @initialize(
         first_leader=st.sampled_from([None, 1, 2, 3]).map(
             lambda n: None if n is None else NodeId(n)
-        )
+        ),
+        synchronous_storage=st.booleans(),
     )
-    def start(self, first_leader: NodeId | None) -> None:
-        """Most runs start from a cluster that has elected a leader; some start from scratch."""
+    def start(self, first_leader: NodeId | None, synchronous_storage: bool) -> None:
+        """Storage is synchronous or queued (then `persist` rules make writes durable); most runs
+        start from a cluster that has elected a leader, some from scratch."""
+        cluster = attrs.evolve(self.cluster, synchronous_storage=synchronous_storage)
         if first_leader is not None:
-            cluster = model.election_timeout(self.cluster, first_leader)
-            self.advance(model.deliver_all(cluster, messages_max=200))
+            cluster = model.election_timeout(cluster, first_leader)
+            for _ in range(20):
+                for node in cluster.node_ids:
+                    cluster = model.persist_next(cluster, node)
+                cluster = model.deliver_all(cluster, messages_max=200)
+        self.advance(cluster)
+
+    @rule(node=nodes)
+    def persist(self, node: NodeId) -> None:
+        self.advance(model.persist_next(self.cluster, node))
 
     def addressee(self, node: NodeId, to_leader: bool) -> NodeId:
         """Clients mostly find the leader; sometimes they ask whichever node they drew."""

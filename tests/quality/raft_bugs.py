@@ -292,6 +292,20 @@ def commit_counting_learners(s: NodeState) -> Any:
     return s.commit_index if len(matches) < quorum else LogIndex(matches[quorum - 1])
 
 
+def count_own_entries_before_durable(s: NodeState) -> Any:
+    leader = leader_state_of(s)
+    matches = sorted(  # BUG: the leader counts its whole log, written to disk or not
+        (
+            s.log.last_index if v == s.node_id else leader.progress[v].match_index
+            for v in s.membership.voters
+            if v == s.node_id or v in leader.progress
+        ),
+        reverse=True,
+    )
+    quorum = s.membership.quorum_size
+    return s.commit_index if len(matches) < quorum else LogIndex(matches[quorum - 1])
+
+
 ORIGINAL_SETTLE = step.settle
 ORIGINAL_LEADER_READ = reads.leader_read
 ORIGINAL_APPEND_REQUEST = replication.on_append_request
@@ -372,13 +386,6 @@ CATALOG: tuple[SeededBug, ...] = (
         restart_commits_everything,
     ),
     SeededBug(
-        "install-stale-snapshot",
-        "ignore a snapshot at or below commit (Raft §7)",
-        "etcd raft restore()",
-        (replication, "on_snapshot_request"),
-        install_any_snapshot,
-    ),
-    SeededBug(
         "heartbeat-commit-uncapped",
         "send a follower commit no higher than its match (etcd sendHeartbeat)",
         "etcd-io/raft heartbeat commit",
@@ -400,6 +407,13 @@ CATALOG: tuple[SeededBug, ...] = (
         read_without_confirmation,
     ),
     SeededBug(
+        "leader-counts-undurable-entries",
+        "a leader counts itself only for entries on its disk (thesis §10.2.1)",
+        "etcd MsgStorageAppendResp ordering",
+        (replication, "quorum_match_index"),
+        count_own_entries_before_durable,
+    ),
+    SeededBug(
         "commit-counts-learners",
         "learners never count toward a majority (etcd learners)",
         "etcd learner design notes",
@@ -418,9 +432,19 @@ CATALOG: tuple[SeededBug, ...] = (
 #   entries end before the conflict, and a leader commit past them.
 # - accept-stale-terms: treating an old message as current is harmful mainly for vote responses
 #   from an earlier election of the same candidate, which the schedules rarely produce.
+# - install-stale-snapshot: needs a snapshot message delayed or duplicated until after the follower
+#   has moved past it; caught at seed 283 while storage was always synchronous, not since
+#   schedules also draw asynchronous storage.
 # - second-membership-change-while-pending: disjoint majorities need two uncommitted changes and a
 #   leader elected by the old configuration while the new one commits (five servers).
 HARD_TO_CATCH: tuple[SeededBug, ...] = (
+    SeededBug(
+        "install-stale-snapshot",
+        "ignore a snapshot at or below commit (Raft §7)",
+        "etcd raft restore()",
+        (replication, "on_snapshot_request"),
+        install_any_snapshot,
+    ),
     SeededBug(
         "commit-earlier-term-by-counting",
         "commit only current-term entries by counting (Raft §5.4.2)",

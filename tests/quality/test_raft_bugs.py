@@ -38,6 +38,10 @@ def first_failing_seed(
 def test_seeded_bug_is_caught(bug: SeededBug, monkeypatch: pytest.MonkeyPatch) -> None:
     caught = first_failing_seed(bug, monkeypatch, SEEDS_MAX)
     assert caught is not None, f"{bug.name} ({bug.breaks}) survived {SEEDS_MAX} seeds"
+    monkeypatch.undo()
+    seed = int(caught.split(":")[0].split(",")[0].removeprefix("seed "))
+    unbroken = simulate(seed, STEPS_PER_SEED)
+    assert not unbroken.failed, f"seed {seed} fails without the bug too: {unbroken.describe()}"
     HOW_CAUGHT[bug.name] = caught
 
 
