@@ -11,8 +11,10 @@ fails here. Negative cases show each check catches the mistake it is for.
 from __future__ import annotations
 
 import contextlib
+import functools
 import importlib
 import io
+import random
 import re
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +22,47 @@ from typing import Any
 
 import pytest
 import tla
+
+from models import cluster as model
+from spec.raft.io import (
+    Applied,
+    CompactLog,
+    ElectionTimeout,
+    HeartbeatTimeout,
+    Input,
+    Output,
+    Propose,
+    ProposeConfigurationChange,
+    Receive,
+    RequestRead,
+    StorageAcknowledged,
+    TransferLeadership,
+)
+from spec.raft.log import Snapshot
+from spec.raft.messages import (
+    AppendRequest,
+    AppendResponse,
+    HeartbeatRequest,
+    HeartbeatResponse,
+    Message,
+    ReadIndexRequest,
+    ReadIndexResponse,
+    SnapshotRequest,
+    TimeoutNow,
+    VoteRequest,
+    VoteResponse,
+)
+from spec.raft.state import NodeState, Progress
+from spec.raft.step import step
+from spec.raft.types import (
+    ChangeAction,
+    ConfigurationChange,
+    Entry,
+    EntryKind,
+    Membership,
+    NodeId,
+    Settings,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TLA_DIRECTORY = ROOT / "spec" / "tla"
@@ -465,3 +508,658 @@ def test_name_resolution_accepts_recursion_let_and_binders() -> None:
         "K == \\A <<p, q>> \\in {1} \\X {2} : SelectSeq(<<p>>, LAMBDA w : w > q) = <<>>"
     )
     assert name_problems(MODULE.format(body=body)) == []
+
+
+# --- Evaluating Raft.tla against the Python ------------------------------------------------------
+#
+# A small evaluator for the part of TLA+ that Raft.tla's pure operators use, so that `Step` can be
+# run on the very states and inputs the Python `step` sees, and the two answers compared. Values:
+# int, bool, str, NIL (the model value Nil), frozenset (sets), tuple (sequences, and the empty
+# function), Fn (records and other functions, bags included).
+
+
+class ModelValue:
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def __repr__(self) -> str:
+        return self.name
+
+
+NIL = ModelValue("Nil")
+
+
+class Fn:
+    """An immutable function (or record): hashable, equal by its mapping."""
+
+    __slots__ = ("hash", "mapping")
+
+    def __init__(self, mapping: dict[Any, Any]) -> None:
+        self.mapping = mapping
+        self.hash = hash(frozenset(mapping.items()))
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Fn) and self.mapping == other.mapping
+
+    def __hash__(self) -> int:
+        return self.hash
+
+    def __repr__(self) -> str:
+        return f"Fn({self.mapping!r})"
+
+
+def function(mapping: dict[Any, Any]) -> Any:
+    """A function value; one whose domain is 1..n is a sequence (a tuple), as in TLA+."""
+    if not mapping:
+        return ()
+    if all(type(key) is int for key in mapping) and set(mapping) == set(range(1, len(mapping) + 1)):
+        return tuple(mapping[key] for key in range(1, len(mapping) + 1))
+    return Fn(mapping)
+
+
+def as_mapping(value: Any) -> dict[Any, Any]:
+    if isinstance(value, Fn):
+        return value.mapping
+    if isinstance(value, tuple):
+        return {index + 1: item for index, item in enumerate(value)}
+    raise TypeError(f"not a function: {value!r}")
+
+
+class Thunk:
+    """A lazily evaluated expression: LET definitions and arguments are evaluated only if used."""
+
+    __slots__ = ("done", "env", "evaluator", "node", "value")
+
+    def __init__(self, evaluator: Evaluator, node: Any, env: dict[str, Any]) -> None:
+        self.evaluator, self.node, self.env = evaluator, node, env
+        self.done = False
+        self.value: Any = None
+
+    def force(self) -> Any:
+        if not self.done:
+            self.value = self.evaluator.eval(self.node, self.env)
+            self.done = True
+        return self.value
+
+
+class Closure:
+    """An operator with parameters (a LET operator, a LAMBDA, or a top-level definition)."""
+
+    def __init__(self, parameters: list[str], body: Any, env: dict[str, Any]) -> None:
+        self.parameters, self.body, self.env = parameters, body, env
+
+
+def forced(value: Any) -> Any:
+    return value.force() if isinstance(value, Thunk) else value
+
+
+def bag_add(first: Any, second: Any) -> Any:
+    counts = dict(as_mapping(first))
+    for key, count in as_mapping(second).items():
+        counts[key] = counts.get(key, 0) + count
+    return function(counts)
+
+
+def bag_subtract(first: Any, second: Any) -> Any:
+    counts = dict(as_mapping(first))
+    for key, count in as_mapping(second).items():
+        counts[key] = counts.get(key, 0) - count
+    return function({key: count for key, count in counts.items() if count > 0})
+
+
+BINARY: dict[str, Any] = {
+    "=": lambda a, b: a == b,
+    "#": lambda a, b: a != b,
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "\\div": lambda a, b: a // b,
+    "<": lambda a, b: a < b,
+    "<=": lambda a, b: a <= b,
+    ">": lambda a, b: a > b,
+    ">=": lambda a, b: a >= b,
+    "\\in": lambda a, b: a in b,
+    "\\notin": lambda a, b: a not in b,
+    "\\cup": lambda a, b: a | b,
+    "\\cap": lambda a, b: a & b,
+    "\\": lambda a, b: a - b,
+    "\\subseteq": lambda a, b: a <= b,
+    "..": lambda a, b: frozenset(range(a, b + 1)),
+    "\\o": lambda a, b: a + b,
+    ":>": lambda a, b: function({a: b}),
+    "@@": lambda a, b: function({**as_mapping(b), **as_mapping(a)}),
+    "(+)": bag_add,
+    "(-)": bag_subtract,
+}
+
+BUILTIN: dict[str, Any] = {
+    "Len": len,
+    "Append": lambda s, e: (*s, e),
+    "Head": lambda s: s[0],
+    "Tail": lambda s: s[1:],
+    "SubSeq": lambda s, m, n: tuple(s[m - 1 : n]) if m <= n else (),
+    "Cardinality": len,
+    "SetToBag": lambda s: function(dict.fromkeys(s, 1)),
+    "BagToSet": lambda b: frozenset(as_mapping(b)),
+    "CopiesIn": lambda e, b: as_mapping(b).get(e, 0),
+    "BagCardinality": lambda b: sum(as_mapping(b).values()),
+}
+
+
+class Evaluator:
+    def __init__(self, module: Any, constants: dict[str, Any]) -> None:
+        self.definitions = {
+            unit.name: unit for unit in module.units if type(unit).__name__ == "OperatorDefinition"
+        }
+        self.constants = constants
+
+    def call(self, name: str, *arguments: Any) -> Any:
+        definition = self.definitions[name]
+        parameters = [parameter.operator for parameter in definition.arity or []]
+        return self.eval(definition.definiens, dict(zip(parameters, arguments, strict=True)))
+
+    def apply(self, operator: Any, arguments: list[Any]) -> Any:
+        if isinstance(operator, Closure):
+            env = {**operator.env, **dict(zip(operator.parameters, arguments, strict=True))}
+            return self.eval(operator.body, env)
+        raise TypeError(f"cannot apply {operator!r}")
+
+    def operator_application(self, node: Any, env: dict[str, Any]) -> Any:
+        name, arguments = node.operator, node.arguments or []
+        if name == "/\\":
+            return all(self.eval(argument, env) for argument in arguments)
+        if name == "\\/":
+            return any(self.eval(argument, env) for argument in arguments)
+        if name == "=>":
+            return not self.eval(arguments[0], env) or self.eval(arguments[1], env)
+        if name == "~":
+            return not self.eval(arguments[0], env)
+        if name == "-" and len(arguments) == 1:
+            return -self.eval(arguments[0], env)
+        if name in BINARY:
+            return BINARY[name](self.eval(arguments[0], env), self.eval(arguments[1], env))
+        if name in env:
+            value = forced(env[name])
+            if arguments:
+                return self.apply(value, [Thunk(self, argument, env) for argument in arguments])
+            return value
+        if name in self.constants:
+            return self.constants[name]
+        if name in ("TRUE", "FALSE"):
+            return name == "TRUE"
+        if name == "EmptyBag":
+            return ()
+        if name == "DOMAIN":
+            return frozenset(as_mapping(self.eval(arguments[0], env)))
+        if name == "SelectSeq":
+            sequence = self.eval(arguments[0], env)
+            test = self.eval(arguments[1], env)
+            return tuple(item for item in sequence if self.apply(test, [item]))
+        if name in BUILTIN:
+            return BUILTIN[name](*(self.eval(argument, env) for argument in arguments))
+        if name in self.definitions:
+            definition = self.definitions[name]
+            parameters = [parameter.operator for parameter in definition.arity or []]
+            local = {
+                parameter: Thunk(self, argument, env)
+                for parameter, argument in zip(parameters, arguments, strict=True)
+            }
+            return self.eval(definition.definiens, local)
+        raise NameError(name)
+
+    def bindings(self, declarations: list[Any], env: dict[str, Any]) -> list[dict[str, Any]]:
+        """Every assignment of the bound names of `declarations` (each `x \\in S` or `<<x, y>> \\in S`)."""
+        results: list[dict[str, Any]] = [{}]
+        pending: list[str] = []
+        for declaration in declarations:
+            if declaration.operator != "\\in":
+                pending.append(declaration.operator)  # `\A a, b \in S`: a shares b's set
+                continue
+            target, domain = declaration.arguments
+            values = self.eval(domain, env)
+            names = [*pending, target]
+            pending = []
+            extended = []
+            for partial in results:
+                combos: list[dict[str, Any]] = [partial]
+                for name in names:
+                    combos = [
+                        {**combo, **self.bind(name, value)} for combo in combos for value in values
+                    ]
+                extended += combos
+            results = extended
+        return results
+
+    def bind(self, target: Any, value: Any) -> dict[str, Any]:
+        if isinstance(target, str):
+            return {target: value}
+        if type(target).__name__ == "Tuple":
+            bound: dict[str, Any] = {}
+            for item, part in zip(target.items, value, strict=True):
+                bound |= self.bind(item, part)
+            return bound
+        return {target.operator: value}
+
+    def eval(self, node: Any, env: dict[str, Any]) -> Any:
+        if isinstance(node, str):
+            if node == "@":
+                return forced(env["@"])
+            raise TypeError(node)
+        kind = type(node).__name__
+        if kind == "OperatorApplication":
+            return self.operator_application(node, env)
+        if kind == "IntegralNumeral":
+            return int(node.value)
+        if kind == "StringLiteral":
+            return str(node.value[1:-1])
+        if kind == "BooleanLiteral":
+            return node.value == "TRUE"
+        if kind == "Parentheses":
+            return self.eval(node.expression, env)
+        if kind == "VerticalList":
+            items = (item.expression for item in node.arguments)
+            if node.operator == "/\\":
+                return all(self.eval(item, env) for item in items)
+            return any(self.eval(item, env) for item in items)
+        if kind == "If":
+            branch = node.then if self.eval(node.predicate, env) else node.else_
+            return self.eval(branch, env)
+        if kind == "Cases":
+            for case in node.cases:
+                if self.eval(case.predicate, env):
+                    return self.eval(case.expression, env)
+            if node.other is None:
+                raise ValueError("no CASE arm applies")
+            return self.eval(node.other, env)
+        if kind == "Let":
+            local = dict(env)
+            for definition in node.definitions:
+                parameters = [parameter.operator for parameter in definition.arity or []]
+                if parameters:
+                    local[definition.name] = Closure(parameters, definition.definiens, local)
+                else:
+                    local[definition.name] = Thunk(self, definition.definiens, local)
+            return self.eval(node.expression, local)
+        if kind == "Lambda":
+            return Closure([p.operator for p in node.parameters], node.expression, env)
+        if kind == "Tuple":
+            return tuple(self.eval(item, env) for item in node.items)
+        if kind == "SetEnumeration":
+            return frozenset(self.eval(item, env) for item in node.items)
+        if kind == "Record":
+            return Fn({key: self.eval(value, env) for key, value in node.key_values})
+        if kind == "Field":
+            return as_mapping(self.eval(node.expression, env))[node.name]
+        if kind == "FunctionApplication":
+            target = self.eval(node.function, env)
+            (argument,) = [self.eval(argument, env) for argument in node.arguments]
+            return as_mapping(target)[argument]
+        if kind in ("Quantification", "SetSlice", "SetComprehension", "Function", "Choose"):
+            declarations = getattr(node, "declarations", None) or node.declaration
+            if not isinstance(declarations, list):
+                declarations = [declarations]
+            assignments = self.bindings(declarations, env)
+            if kind == "Quantification":
+                test = all if node.quantifier == "\\A" else any
+                return test(self.eval(node.predicate, {**env, **a}) for a in assignments)
+            if kind == "SetComprehension":
+                return frozenset(self.eval(node.item, {**env, **a}) for a in assignments)
+            if kind == "Function":
+                return function(
+                    {
+                        next(iter(a.values())): self.eval(node.value, {**env, **a})
+                        for a in assignments
+                    }
+                )
+            chosen = [a for a in assignments if self.eval(node.predicate, {**env, **a})]
+            if kind == "SetSlice":
+                return frozenset(next(iter(a.values())) for a in chosen)
+            if not chosen:
+                raise ValueError("CHOOSE from an empty set")
+            return next(iter(chosen[0].values()))
+        if kind == "Except":
+            value = self.eval(node.function, env)
+            for change in node.changes:
+                value = self.except_path(value, change.item, change.expression, env)
+            return value
+        raise NotImplementedError(kind)
+
+    def except_path(self, value: Any, path: list[Any], expression: Any, env: dict[str, Any]) -> Any:
+        step, rest = path[0], path[1:]
+        key = step if isinstance(step, str) else self.eval(step[0], env)
+        mapping = dict(as_mapping(value))
+        assert key in mapping, f"EXCEPT outside the domain: {key!r}"
+        if rest:
+            mapping[key] = self.except_path(mapping[key], rest, expression, env)
+        else:
+            mapping[key] = self.eval(expression, {**env, "@": mapping[key]})
+        return function(mapping) if isinstance(value, tuple) else Fn(mapping)
+
+
+# Python values as the TLA+ values Raft.tla uses.
+
+
+def tla_id(node: int | None) -> Any:
+    return NIL if node is None else node
+
+
+def tla_membership(membership: Membership) -> Fn:
+    return Fn({"voters": frozenset(membership.voters), "learners": frozenset(membership.learners)})
+
+
+def tla_entry(entry: Entry) -> Fn:
+    if entry.kind is EntryKind.CONFIGURATION:
+        change = ConfigurationChange.decode(entry.data)
+        assert change is not None
+        encoded = Fn({"action": change.action.value, "node": change.node})
+        return Fn({"term": entry.term, "kind": "configuration", "value": NIL, "change": encoded})
+    value = NIL if entry.data == b"" else entry.data.decode()
+    return Fn({"term": entry.term, "kind": "normal", "value": value, "change": NIL})
+
+
+def tla_snapshot(snapshot: Snapshot) -> Fn:
+    return Fn(
+        {
+            "index": snapshot.index,
+            "term": snapshot.term,
+            "membership": tla_membership(snapshot.membership),
+        }
+    )
+
+
+def tla_progress(progress: Progress) -> Fn:
+    return Fn(
+        {
+            "match": progress.match_index,
+            "next": progress.next_index,
+            "mode": progress.mode.value,
+            "probeSent": progress.probe_sent,
+            "inflight": tuple(progress.inflight),
+            "pendingSnapshot": progress.pending_snapshot_index,
+            "recentlyActive": progress.recently_active,
+        }
+    )
+
+
+def tla_node(state: NodeState) -> Fn:
+    leader = state.leader_state
+    return Fn(
+        {
+            "id": state.node_id,
+            "term": state.term,
+            "vote": tla_id(state.vote),
+            "snapshot": tla_snapshot(state.log.snapshot),
+            "log": tuple(tla_entry(entry) for entry in state.log.entries),
+            "commitIndex": state.commit_index,
+            "role": state.role.value,
+            "leader": tla_id(state.leader),
+            "membership": tla_membership(state.membership),
+            "durableIndex": state.durable_index,
+            "emittedIndex": state.emitted_index,
+            "appliedIndex": state.applied_index,
+            "electionElapsed": state.election_elapsed_ticks >= state.settings.election_ticks,
+            "votes": function(dict(state.votes)),
+            "progress": function(
+                {peer: tla_progress(p) for peer, p in leader.progress.items()} if leader else {}
+            ),
+            "reads": tuple(
+                Fn(
+                    {
+                        "context": read.context,
+                        "index": read.index,
+                        "requester": read.requester,
+                        "acknowledgedBy": frozenset(read.acknowledged_by),
+                    }
+                )
+                for read in (leader.reads if leader else ())
+            ),
+            "readsAwaitingCommit": tuple(
+                Fn({"context": context, "requester": requester})
+                for context, requester in (leader.reads_awaiting_commit if leader else ())
+            ),
+            "transferTarget": tla_id(leader.transfer_target if leader else None),
+        }
+    )
+
+
+def tla_message(message: Message) -> Fn:
+    fields: dict[str, Any] = {
+        "type": type(message).__name__,
+        "sender": message.sender,
+        "recipient": message.recipient,
+        "term": message.term,
+    }
+    match message:
+        case VoteRequest():
+            fields |= {
+                "lastLogIndex": message.last_log_index,
+                "lastLogTerm": message.last_log_term,
+                "preVote": message.pre_vote,
+                "transfer": message.transfer,
+            }
+        case VoteResponse():
+            fields |= {"granted": message.granted, "preVote": message.pre_vote}
+        case AppendRequest():
+            fields |= {
+                "previousIndex": message.previous_index,
+                "previousTerm": message.previous_term,
+                "entries": tuple(tla_entry(entry) for entry in message.entries),
+                "commit": message.commit,
+            }
+        case AppendResponse():
+            fields |= {
+                "index": message.index,
+                "rejected": message.rejected,
+                "hintIndex": message.hint_index,
+                "hintTerm": message.hint_term,
+            }
+        case HeartbeatRequest():
+            fields |= {"commit": message.commit, "readContext": tla_id_or(message.read_context)}
+        case HeartbeatResponse():
+            fields |= {"readContext": tla_id_or(message.read_context)}
+        case SnapshotRequest():
+            fields |= {"snapshot": tla_snapshot(message.snapshot)}
+        case ReadIndexRequest():
+            fields |= {"context": message.context}
+        case ReadIndexResponse():
+            fields |= {"context": message.context, "index": message.index}
+        case TimeoutNow():
+            pass
+    return Fn(fields)
+
+
+def tla_id_or(value: bytes | None) -> Any:
+    return NIL if value is None else value
+
+
+def tla_input(event: Input) -> Fn | None:
+    """The TLA+ input for a Python one; None for inputs whose time the TLA+ abstracts (Tick)."""
+    match event:
+        case ElectionTimeout():
+            return Fn({"type": "ElectionTimeout"})
+        case HeartbeatTimeout():
+            return Fn({"type": "HeartbeatTimeout"})
+        case Receive(message):
+            return Fn({"type": "Receive", "message": tla_message(message)})
+        case Propose(data):
+            return Fn({"type": "Propose", "data": data.decode()})
+        case RequestRead(context):
+            return Fn({"type": "RequestRead", "context": context})
+        case TransferLeadership(target):
+            return Fn({"type": "TransferLeadership", "target": target})
+        case StorageAcknowledged(index, term):
+            return Fn({"type": "StorageAcknowledged", "index": index, "term": term})
+        case Applied(index):
+            return Fn({"type": "Applied", "index": index})
+        case CompactLog(index, _):
+            return Fn({"type": "CompactLog", "index": index})
+        case _:
+            return None
+
+
+def tla_output(output: Output) -> dict[str, Any]:
+    messages: dict[Fn, int] = {}
+    for outgoing in output.messages:
+        key = tla_message(outgoing.message)
+        messages[key] = messages.get(key, 0) + 1
+    return {
+        "msgs": function(messages),
+        "reads": frozenset(
+            Fn({"context": r.context, "index": r.index}) for r in output.reads_ready
+        ),
+        "committed": frozenset(
+            Fn({"index": entry.index, "entry": tla_entry(entry)})
+            for entry in output.committed_entries
+        ),
+    }
+
+
+@functools.cache
+def raft_module() -> Any:
+    return parse(RAFT_TLA.read_text())
+
+
+def evaluator_for(settings: Settings, text: str | None = None) -> Evaluator:
+    return Evaluator(
+        raft_module() if text is None else parse(text),
+        {
+            "Nil": NIL,
+            "PreVoteEnabled": settings.pre_vote,
+            "CheckQuorumEnabled": settings.check_quorum,
+            "EntriesPerMessageMax": settings.entries_per_message_max,
+            "InflightAppendsMax": settings.inflight_appends_max,
+        },
+    )
+
+
+def step_disagreements(evaluator: Evaluator, state: NodeState, event: Input) -> list[str]:
+    """Where TLA+ `Step` and Python `step` disagree on one input (empty when they agree)."""
+    encoded = tla_input(event)
+    if encoded is None:
+        return []
+    after, output = step(state, event)
+    result = as_mapping(evaluator.call("Step", tla_node(state), encoded))
+    expected_state = tla_node(after)
+    problems = []
+    tla_state = as_mapping(result["state"])
+    for field, value in as_mapping(expected_state).items():
+        if tla_state[field] != value:
+            problems.append(f"{field}: TLA+ {tla_state[field]!r}, Python {value!r}")
+    tla_out = as_mapping(result["output"])
+    for field, value in tla_output(output).items():
+        if tla_out[field] != value:
+            problems.append(f"output {field}: TLA+ {tla_out[field]!r}, Python {value!r}")
+    return problems
+
+
+def inputs_for(cluster: model.ClusterState, node: NodeState) -> list[Input]:
+    """The inputs the cluster model could give `node` now (as the explorer's actions would)."""
+    events: list[Input] = [ElectionTimeout(), HeartbeatTimeout(), Propose(b"v")]
+    events += [Receive(m) for m in cluster.network if m.recipient == node.node_id]
+    events += [RequestRead(b"r%d" % len(cluster.ghost.reads)), TransferLeadership(NodeId(2))]
+    if node.log.last_index > node.durable_index:
+        events.append(StorageAcknowledged(node.log.last_index, node.log.last_term))
+    if node.applied_index > node.log.snapshot.index:
+        events.append(CompactLog(node.applied_index, b""))
+    events.append(ProposeConfigurationChange(ConfigurationChange(ChangeAction.REMOVE, NodeId(3))))
+    return events
+
+
+@pytest.mark.parametrize(
+    ("seed", "pre_vote", "check_quorum"),
+    [
+        (1, False, False),
+        (2, True, False),
+        (3, False, True),
+        (4, True, True),
+        (5, True, True),
+        (6, False, False),
+        (7, True, False),
+        (8, False, True),
+    ],
+)
+def test_tla_step_agrees_with_python_step(seed: int, pre_vote: bool, check_quorum: bool) -> None:
+    """Along a random run of the cluster model, TLA+ Step and Python step give the same answer
+    for every input a node could receive at each point (state, messages, reads, applied entries)."""
+    rng = random.Random(seed)
+    settings = Settings(
+        election_ticks=10, heartbeat_ticks=1, pre_vote=pre_vote, check_quorum=check_quorum,
+        inflight_appends_max=2, entries_per_message_max=2,
+    )  # fmt: skip
+    evaluator = evaluator_for(settings)
+    cluster = model.new_cluster(3, settings, seed=seed)
+    checked = 0
+    for _ in range(120):
+        for node in cluster.running():
+            for event in inputs_for(cluster, node):
+                problems = step_disagreements(evaluator, node, event)
+                assert problems == [], f"seed {seed}, node {node.node_id}, {event}: {problems}"
+                checked += 1
+        cluster = random_action(cluster, rng)
+    assert checked > 1000
+
+
+def random_action(cluster: model.ClusterState, rng: random.Random) -> model.ClusterState:
+    node_id = NodeId(rng.randint(1, 3))
+    choice = rng.random()
+    if cluster.network and choice < 0.6:
+        position = rng.randrange(len(cluster.network))
+        return (model.drop if rng.random() < 0.1 else model.deliver)(cluster, position)
+    if choice < 0.7:
+        return model.election_timeout(cluster, node_id)
+    if choice < 0.8:
+        return model.propose(cluster, node_id, b"v")
+    if choice < 0.85:
+        return model.heartbeat_timeout(cluster, node_id)
+    if choice < 0.9:
+        return model.request_read(cluster, node_id, b"q%d" % rng.randrange(1000))
+    if choice < 0.93:
+        return model.compact(cluster, node_id)
+    if choice < 0.96:
+        return model.recover(model.crash(cluster, node_id), node_id)
+    return model.tick_all(cluster)
+
+
+@pytest.mark.parametrize(
+    ("description", "old", "new", "pre_vote"),
+    [
+        (
+            "an election that adds two to the term",
+            "!.term = s.term + 1, !.vote = s.id",
+            "!.term = s.term + 2, !.vote = s.id",
+            False,
+        ),
+        (
+            "a granted PreVote answered with the voter's term",
+            "IF granted /\\ m.preVote THEN m.term ELSE next.term",
+            "next.term",
+            True,
+        ),
+        (
+            "a candidate that asks itself for its vote",
+            ": voter \\in started.membership.voters \\ {started.id}}",
+            ": voter \\in started.membership.voters}",
+            False,
+        ),
+    ],
+    ids=lambda value: value if isinstance(value, str) and " " in value else "",
+)
+def test_a_mirror_that_drifts_from_the_python_disagrees(
+    description: str, old: str, new: str, pre_vote: bool
+) -> None:
+    """The comparison has teeth: a Raft.tla changed in one place disagrees with the Python
+    on the first election (the candidate's own step, then a voter's answer)."""
+    text = RAFT_TLA.read_text()
+    assert old in text, description
+    settings = Settings(pre_vote=pre_vote, check_quorum=False)
+    evaluator = evaluator_for(settings, text.replace(old, new, 1))
+    cluster = model.new_cluster(3, settings)
+    candidate = cluster.nodes[NodeId(1)]
+    assert candidate is not None
+    problems = step_disagreements(evaluator, candidate, ElectionTimeout())
+    cluster = model.election_timeout(cluster, NodeId(1))
+    voter = cluster.nodes[NodeId(2)]
+    assert voter is not None
+    for message in cluster.network:
+        if message.recipient == voter.node_id:
+            problems += step_disagreements(evaluator, voter, Receive(message))
+    assert problems != []
