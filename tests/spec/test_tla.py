@@ -5,7 +5,10 @@ definition and shadowing, all of which SANY and TLC reject. So this test also re
 name in each module itself, with TLA+'s scoping rules. The correspondence table in
 spec/tla/README.md is read as data: every TLA+ operator it names must be defined in Raft.tla,
 and every Python function it names must exist in the file it names, so a rename on either side
-fails here. Negative cases show each check catches the mistake it is for.
+fails here. Beyond names, a small evaluator for the TLA+ that Raft.tla uses runs its `Step` on
+the node states and inputs of random runs of models/cluster.py and compares the answer with the
+Python `step`, and evaluates its invariants on those cluster states against models/invariants.py.
+Negative cases show each check catches the mistake it is for.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+import attrs
 import pytest
 import tla
 
 from models import cluster as model
+from models import invariants
 from spec.raft.io import (
     Applied,
     CompactLog,
@@ -52,16 +57,18 @@ from spec.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from spec.raft.state import NodeState, Progress
+from spec.raft.state import NodeState, Progress, restart
 from spec.raft.step import step
 from spec.raft.types import (
     ChangeAction,
     ConfigurationChange,
     Entry,
     EntryKind,
+    LogIndex,
     Membership,
     NodeId,
     Settings,
+    Term,
 )
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1123,25 +1130,25 @@ def random_action(cluster: model.ClusterState, rng: random.Random) -> model.Clus
     ("description", "old", "new", "pre_vote"),
     [
         (
-            "an election that adds two to the term",
+            "term+2",
             "!.term = s.term + 1, !.vote = s.id",
             "!.term = s.term + 2, !.vote = s.id",
             False,
         ),
         (
-            "a granted PreVote answered with the voter's term",
+            "prevote-answered-with-own-term",
             "IF granted /\\ m.preVote THEN m.term ELSE next.term",
             "next.term",
             True,
         ),
         (
-            "a candidate that asks itself for its vote",
+            "candidate-asks-itself",
             ": voter \\in started.membership.voters \\ {started.id}}",
             ": voter \\in started.membership.voters}",
             False,
         ),
     ],
-    ids=lambda value: value if isinstance(value, str) and " " in value else "",
+    ids=["term+2", "prevote-answered-with-own-term", "candidate-asks-itself"],
 )
 def test_a_mirror_that_drifts_from_the_python_disagrees(
     description: str, old: str, new: str, pre_vote: bool
@@ -1163,3 +1170,114 @@ def test_a_mirror_that_drifts_from_the_python_disagrees(
         if message.recipient == voter.node_id:
             problems += step_disagreements(evaluator, voter, Receive(message))
     assert problems != []
+
+
+# The invariants of Raft.tla, evaluated on cluster-model states, against models/invariants.py.
+
+
+def tla_history(ghost: model.Ghost) -> Fn:
+    return Fn(
+        {
+            "leaders": frozenset(
+                (term, node) for term, nodes in ghost.leaders.items() for node in nodes
+            ),
+            "campaigns": frozenset(ghost.campaigns),
+            "votes": frozenset((node, term, vote) for (node, term), vote in ghost.votes.items()),
+            "committed": frozenset(
+                Fn({"index": index, "entry": tla_entry(entry), "term": term})
+                for index, (entry, term) in ghost.committed.items()
+            ),
+            "commitQuorums": frozenset(
+                Fn({"index": index, "membership": tla_membership(membership)})
+                for index, membership in ghost.commit_quorums
+            ),
+            "applied": frozenset(
+                Fn({"index": index, "entry": tla_entry(entry)})
+                for index, entry in ghost.applied.items()
+            ),
+            "reads": tuple(
+                Fn(
+                    {
+                        "node": read.node,
+                        "context": read.context,
+                        "committedWhenRequested": read.committed_when_requested,
+                        "readIndex": tla_id(read.read_index),
+                    }
+                )
+                for read in ghost.reads
+            ),
+        }
+    )
+
+
+def tla_cluster_constants(cluster: model.ClusterState) -> dict[str, Any]:
+    """The variables of Raft.tla for a cluster-model state (a crashed node shows its durable state)."""
+    nodes = {}
+    for node_id, node in cluster.nodes.items():
+        if node is None:
+            stored = cluster.persisted[node_id]
+            durable = restart(node_id, stored, cluster.settings, random_seed=0)
+            nodes[node_id] = tla_node(durable)
+        else:
+            nodes[node_id] = tla_node(node)
+    return {
+        "Server": frozenset(cluster.nodes),
+        "nodes": Fn(nodes),
+        "running": Fn({node_id: node is not None for node_id, node in cluster.nodes.items()}),
+        "history": tla_history(cluster.ghost),
+    }
+
+
+STATE_INVARIANT_TWINS = {
+    "ElectionSafety": invariants.election_safety,
+    "LogMatching": invariants.log_matching,
+    "LeaderCompleteness": invariants.leader_completeness,
+    "StateMachineSafety": invariants.state_machine_safety,
+    "CommittedOnQuorum": invariants.committed_on_quorum,
+    "VoteOncePerTerm": invariants.votes_once_per_term,
+    "ReadsSeeEarlierCommits": invariants.reads_see_earlier_commits,
+    "TermsStartWithACandidate": invariants.terms_start_with_a_candidate,
+    "SingleNodeInvariants": invariants.single_node_invariants,
+}
+
+
+def invariant_disagreements(evaluator: Evaluator, cluster: model.ClusterState) -> list[str]:
+    evaluator.constants |= tla_cluster_constants(cluster)
+    problems = []
+    for name, twin in STATE_INVARIANT_TWINS.items():
+        holds_in_tla = evaluator.call(name)
+        holds_in_python = twin(cluster) == []
+        if holds_in_tla != holds_in_python:
+            problems.append(f"{name}: TLA+ {holds_in_tla}, Python {holds_in_python}")
+    return problems
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_tla_invariants_agree_with_python_invariants(seed: int) -> None:
+    rng = random.Random(seed)
+    settings = Settings(pre_vote=seed % 2 == 0, check_quorum=False)
+    evaluator = evaluator_for(settings)
+    cluster = model.new_cluster(3, settings, seed=seed)
+    for _ in range(150):
+        assert invariant_disagreements(evaluator, cluster) == []
+        cluster = random_action(cluster, rng)
+
+
+def test_tla_invariants_catch_what_python_invariants_catch() -> None:
+    """Doctored histories (two leaders in a term, a read that missed a commit, a term nobody
+    started) break the same invariant on both sides."""
+    settings = Settings(pre_vote=False, check_quorum=False)
+    evaluator = evaluator_for(settings)
+    cluster = model.new_cluster(3, settings)
+    cluster = model.election_timeout(cluster, NodeId(1))
+    cluster = model.deliver_all(cluster)
+    ghost = cluster.ghost
+    broken = [
+        attrs.evolve(ghost, leaders={**ghost.leaders, Term(1): frozenset({NodeId(1), NodeId(2)})}),
+        attrs.evolve(ghost, reads=(model.ReadRecord(NodeId(1), b"x", LogIndex(1), LogIndex(0)),)),
+        attrs.evolve(ghost, campaigns=frozenset()),
+    ]
+    for doctored in broken:
+        state = attrs.evolve(cluster, ghost=doctored)
+        assert invariant_disagreements(evaluator, state) == []
+        assert [name for name in STATE_INVARIANT_TWINS if not evaluator.call(name)] != []
