@@ -165,10 +165,18 @@ def decode_message(payload: bytes) -> Message:
         raw = json.loads(payload)
     except (ValueError, UnicodeDecodeError) as error:
         raise FrameError(f"not JSON: {error}") from None
+    except RecursionError:
+        raise FrameError("payload nested too deeply") from None
     try:
         message = _decode_value(raw, 0)
     except RecursionError:
         raise FrameError("message nested too deeply") from None
     if not isinstance(message, MESSAGE_CLASSES):
         raise FrameError(f"not a Raft message: {type(message).__name__}")
+    if isinstance(message, AppendRequest):
+        # spec.raft asserts this shape (Log.merge_after) rather than refusing it, so a peer's
+        # gapped or out-of-order entries would stop the raft loop: refuse the frame here.
+        expected = range(message.previous_index + 1, message.previous_index + 1 + len(message.entries))
+        if [entry.index for entry in message.entries] != list(expected):
+            raise FrameError("append entries are not contiguous after previous_index")
     return message  # type: ignore[return-value]

@@ -62,7 +62,9 @@ def test_acknowledged_writes_survive_a_killed_leader(tmp_path: Path) -> None:
         for index in range(cluster.size):
             stored = read_all(stubs[index])
             missing = {key for key in acknowledged if stored.get(key) != acknowledged[key]}
-            assert not missing, f"member {index + 1} lost acknowledged writes: {sorted(missing)[:5]}"
+            assert not missing, (
+                f"member {index + 1} lost acknowledged writes: {sorted(missing)[:5]}"
+            )
         # The restarted member serves them locally too once it has applied them.
         for _ in range(50):
             if read_all(stubs[old_leader], serializable=True) == acknowledged:
