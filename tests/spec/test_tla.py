@@ -1067,8 +1067,19 @@ def inputs_for(cluster: model.ClusterState, node: NodeState) -> list[Input]:
         events.append(StorageAcknowledged(node.log.last_index, node.log.last_term))
     if node.applied_index > node.log.snapshot.index:
         events.append(CompactLog(node.applied_index, b""))
-    events.append(ProposeConfigurationChange(ConfigurationChange(ChangeAction.REMOVE, NodeId(3))))
+    events += [
+        ProposeConfigurationChange(ConfigurationChange(action, NodeId(node)))
+        for action, node in CHANGES
+    ]
     return events
+
+
+CHANGES = (
+    (ChangeAction.REMOVE, 3),
+    (ChangeAction.ADD_LEARNER, 4),
+    (ChangeAction.ADD_VOTER, 4),
+    (ChangeAction.PROMOTE_LEARNER, 4),
+)
 
 
 @pytest.mark.parametrize(
@@ -1093,9 +1104,9 @@ def test_tla_step_agrees_with_python_step(seed: int, pre_vote: bool, check_quoru
         inflight_appends_max=2, entries_per_message_max=2,
     )  # fmt: skip
     evaluator = evaluator_for(settings)
-    cluster = model.new_cluster(3, settings, seed=seed)
+    cluster = model.new_cluster(4, settings, seed=seed, voters=3)
     checked = 0
-    for _ in range(120):
+    for _ in range(150):
         for node in cluster.running():
             for event in inputs_for(cluster, node):
                 problems = step_disagreements(evaluator, node, event)
@@ -1106,8 +1117,14 @@ def test_tla_step_agrees_with_python_step(seed: int, pre_vote: bool, check_quoru
 
 
 def random_action(cluster: model.ClusterState, rng: random.Random) -> model.ClusterState:
-    node_id = NodeId(rng.randint(1, 3))
+    node_id = NodeId(rng.randint(1, len(cluster.nodes)))
     choice = rng.random()
+    if choice < 0.04:
+        action, node = rng.choice(CHANGES)
+        change = ConfigurationChange(action, NodeId(node))
+        return model.change_membership(cluster, node_id, change)
+    if choice < 0.06:
+        return model.transfer_leadership(cluster, node_id, NodeId(rng.randint(1, 3)))
     if cluster.network and choice < 0.6:
         position = rng.randrange(len(cluster.network))
         return (model.drop if rng.random() < 0.1 else model.deliver)(cluster, position)
