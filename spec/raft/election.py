@@ -19,14 +19,17 @@ def on_election_timeout(state: NodeState) -> tuple[NodeState, Output]:
     return campaign(state, transfer=False)
 
 
-def campaign(state: NodeState, transfer: bool) -> tuple[NodeState, Output]:
-    """Ask the voters for their vote: first a PreVote round when enabled, unless a transfer asked for this election.
+def campaign(state: NodeState, transfer: bool, pre_vote_passed: bool = False) -> tuple[NodeState, Output]:
+    """Ask the voters for their vote: first a PreVote round when enabled, unless this election follows
+    a won PreVote round or a transfer asked for it.
 
     Only a voter of its own membership campaigns (etcd promotable). A cluster of one wins at once.
+    Only a transfer's election is marked as one, so only it passes the voters' leader lease (etcd
+    campaignTransfer); an election after PreVote is an ordinary one.
     """
     if not state.promotable:
         return state, NOTHING
-    if state.settings.pre_vote and not transfer:
+    if state.settings.pre_vote and not transfer and not pre_vote_passed:
         state = become_pre_candidate(state)
         request_term = Term(state.term + 1)
     else:
@@ -53,7 +56,7 @@ def election_won(state: NodeState) -> tuple[NodeState, Output]:
     """A won PreVote round starts the real election; a won election makes a leader, whose first act is
     to append an empty entry of its term (Raft §8: it commits everything before it)."""
     if state.role is Role.PRE_CANDIDATE:
-        return campaign(state, transfer=True)
+        return campaign(state, transfer=False, pre_vote_passed=True)
     state = become_leader(state)
     state, appended = append_to_own_log(state, b"", EntryKind.NORMAL)
     state, sent = broadcast_append(state, allow_empty=True)

@@ -542,12 +542,13 @@ VotesGranted(s) ==
 VotesRejected(s) ==
     Cardinality({v \in DOMAIN s.votes : ~s.votes[v] /\ v \in s.membership.voters})
 
-RECURSIVE Campaign(_, _), ElectionWon(_)
+RECURSIVE Campaign(_, _, _), ElectionWon(_)
 
-\* election.campaign: a PreVote round first when enabled, unless a transfer asked for this
-\* election; only a voter campaigns; a cluster of one wins at once.
-Campaign(s, transfer) ==
-    LET preVote == PreVoteEnabled /\ ~transfer
+\* election.campaign: a PreVote round first when enabled, unless this election follows a won
+\* PreVote round or a transfer asked for it; only a voter campaigns; a cluster of one wins at
+\* once. Only a transfer's election is marked as one (etcd campaignTransfer).
+Campaign(s, transfer, preVotePassed) ==
+    LET preVote == PreVoteEnabled /\ ~transfer /\ ~preVotePassed
         started == IF preVote THEN BecomePreCandidate(s) ELSE BecomeCandidate(s)
         requestTerm == IF preVote THEN started.term + 1 ELSE started.term
     IN IF ~Promotable(s) THEN Result(s, NOTHING)
@@ -559,16 +560,13 @@ Campaign(s, transfer) ==
 
 \* election.election_won: a won PreVote round starts the real election; a won election makes a
 \* leader, whose first act is to append an empty entry of its term (Raft §8).
-\* As in the Python, the real election after a won PreVote round is started with transfer = TRUE,
-\* so its VoteRequests carry transfer = TRUE and voters skip their leader lease for it; etcd marks
-\* only elections asked for by a leadership transfer (campaignTransfer). Mirrored, not corrected.
 ElectionWon(s) ==
-    IF s.role = PreCandidate THEN Campaign(s, TRUE)
+    IF s.role = PreCandidate THEN Campaign(s, FALSE, TRUE)
     ELSE BroadcastAppend(AppendToOwnLog(BecomeLeader(s), Nil, Nil, Normal), TRUE)
 
 \* election.on_election_timeout
 OnElectionTimeout(s) ==
-    IF s.role = Leader THEN Result(s, NOTHING) ELSE Campaign(s, FALSE)
+    IF s.role = Leader THEN Result(s, NOTHING) ELSE Campaign(s, FALSE, FALSE)
 
 \* election.on_vote_request: grant if we have not voted for someone else this term (and know no
 \* leader) and the candidate's log is at least as up-to-date; a PreVote for a later term is
@@ -757,7 +755,7 @@ OnTransferLeadership(s, target) ==
 
 \* transfer.on_timeout_now: campaign at once, skipping PreVote, marked as a transfer.
 OnTimeoutNow(s, m) ==
-    IF s.role # Follower THEN Result(s, NOTHING) ELSE Campaign(s, TRUE)
+    IF s.role # Follower THEN Result(s, NOTHING) ELSE Campaign(s, TRUE, FALSE)
 
 -----------------------------------------------------------------------------
 (***************************************************************************)
