@@ -99,7 +99,8 @@ def transcripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list
     root: Path = tmp_path_factory.mktemp("etcdref")
     with EtcdrefCluster(root) as ours:
         ours_text = [
-            normalize(item, ours.endpoints, ["m1", "m2", "m3"]) for item in run_script(ours.endpoints)
+            normalize(item, ours.endpoints, ["m1", "m2", "m3"])
+            for item in run_script(ours.endpoints)
         ]
     with LaunchedCluster(size=3, extra_flags=()) as etcd:
         etcd_text = [
@@ -110,7 +111,9 @@ def transcripts(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[list
 
 
 @pytest.mark.parametrize("step", range(len(SCRIPT)), ids=[" ".join(a) for a, _ in SCRIPT])
-def test_etcdctl_prints_what_etcd_prints(transcripts: tuple[list[str], list[str]], step: int) -> None:
+def test_etcdctl_prints_what_etcd_prints(
+    transcripts: tuple[list[str], list[str]], step: int
+) -> None:
     ours, etcd = transcripts
     if SCRIPT[step][0][:2] in (["member", "list"], ["endpoint", "health"]):
         assert member_list_lines(ours[step]) == member_list_lines(etcd[step])
