@@ -427,6 +427,7 @@ CATALOG: tuple[SeededBug, ...] = (
 # - commit-earlier-term-by-counting: a new leader appends its no-op at once, so the old entry is
 #   almost always acknowledged together with a current-term entry (Figure 8 needs the
 #   acknowledgement of the old entry alone, then a crash before the no-op is replicated).
+#   tests/models/test_figure_8.py plays Figure 8 step by step and catches it there.
 # - commit-beyond-new-entries: a follower's stale suffix beyond the matched entries is replaced by
 #   the leader's first successful append in this design; it needs one-entry messages whose
 #   entries end before the conflict, and a leader commit past them.
