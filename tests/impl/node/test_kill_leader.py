@@ -73,3 +73,28 @@ def test_acknowledged_writes_survive_a_killed_leader(tmp_path: Path) -> None:
         assert read_all(stubs[old_leader], serializable=True) == acknowledged
         for channel in channels:
             channel.close()
+
+
+def test_a_member_without_a_quorum_answers_no_leader_at_once(tmp_path: Path) -> None:
+    with EtcdrefCluster(tmp_path) as cluster:
+        cluster.wait_for_leader()
+        cluster.kill(0)
+        cluster.kill(1)
+        time.sleep(2.5)  # past the election timeout: the survivor knows it has no leader
+        with grpc.insecure_channel(cluster.endpoints[2]) as channel:
+            stub = rpc_pb2_grpc.KVStub(channel)
+            for call in (
+                lambda: stub.Put(rpc_pb2.PutRequest(key=b"k", value=b"v"), timeout=3),
+                lambda: stub.Range(rpc_pb2.RangeRequest(key=b"k"), timeout=3),
+            ):
+                started = time.monotonic()
+                try:
+                    call()
+                except grpc.RpcError as error:
+                    assert error.code() is grpc.StatusCode.UNAVAILABLE
+                    assert error.details() == "etcdserver: no leader"
+                else:
+                    raise AssertionError("a member without a quorum served a linearizable request")
+                assert time.monotonic() - started < 1.0, "the answer waited instead of failing fast"
+            # Serializable reads are still served from the local keyspace, as etcd does.
+            stub.Range(rpc_pb2.RangeRequest(key=b"k", serializable=True), timeout=3)
