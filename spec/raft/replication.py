@@ -181,28 +181,27 @@ def accepted_progress(progress: Progress, index: LogIndex) -> Progress:
         case ReplicationMode.PROBE:
             if index < progress.match_index:
                 return progress
-            return attrs.evolve(
-                progress,
-                mode=ReplicationMode.REPLICATE,
-                next_index=LogIndex(match_index + 1),
-                probe_sent=False,
-                inflight=(),
-            )
+            return start_replicating(progress)
         case ReplicationMode.SNAPSHOT:
             if match_index < progress.pending_snapshot_index:
                 return progress
-            return attrs.evolve(
-                progress,
-                mode=ReplicationMode.REPLICATE,
-                next_index=LogIndex(match_index + 1),
-                probe_sent=False,
-                pending_snapshot_index=LogIndex(0),
-                inflight=(),
-            )
+            return start_replicating(progress)
         case ReplicationMode.REPLICATE:
             return attrs.evolve(
                 progress, inflight=tuple(last for last in progress.inflight if last > index)
             )
+
+
+def start_replicating(progress: Progress) -> Progress:
+    """Pipeline appends from just past the match, with an empty in-flight window (etcd BecomeReplicate)."""
+    return attrs.evolve(
+        progress,
+        mode=ReplicationMode.REPLICATE,
+        next_index=LogIndex(progress.match_index + 1),
+        probe_sent=False,
+        pending_snapshot_index=LogIndex(0),
+        inflight=(),
+    )
 
 
 def quorum_match_index(state: NodeState) -> LogIndex:
