@@ -15,6 +15,7 @@ import attrs
 
 from etcdpb.etcdserverpb import raft_internal_pb2, rpc_pb2
 from etcdpb.mvccpb import kv_pb2
+from spec import lease
 from spec.mvcc import (
     CompactionRequest,
     CompactionResponse,
@@ -26,6 +27,7 @@ from spec.mvcc import (
     EmptyRequestOp,
     KeyValue,
     KeyValueRequest,
+    LeaseId,
     PutRequest,
     PutResponse,
     RangeRequest,
@@ -177,7 +179,10 @@ def compaction_response_out(response: CompactionResponse) -> rpc_pb2.CompactionR
 # --- entries ---------------------------------------------------------------------------------
 
 
-def internal_request_out(request_id: int, request: KeyValueRequest) -> bytes:
+ReplicatedRequest = KeyValueRequest | lease.LeaseGrantRequest | lease.LeaseRevokeRequest
+
+
+def internal_request_out(request_id: int, request: ReplicatedRequest) -> bytes:
     """The entry data etcd proposes for `request`: a marshalled InternalRaftRequest."""
 
     message = raft_internal_pb2.InternalRaftRequest()
@@ -193,16 +198,25 @@ def internal_request_out(request_id: int, request: KeyValueRequest) -> bytes:
             message.txn.CopyFrom(txn_request_out(request))
         case CompactionRequest():
             message.compaction.CopyFrom(_copy_out(rpc_pb2.CompactionRequest, request))
+        case lease.LeaseGrantRequest():
+            message.lease_grant.CopyFrom(rpc_pb2.LeaseGrantRequest(TTL=request.TTL, ID=request.ID))
+        case lease.LeaseRevokeRequest():
+            message.lease_revoke.CopyFrom(rpc_pb2.LeaseRevokeRequest(ID=request.ID))
     return message.SerializeToString(deterministic=True)
 
 
-def internal_request_in(data: bytes) -> tuple[int, KeyValueRequest | None]:
+def internal_request_in(data: bytes) -> tuple[int, ReplicatedRequest | None]:
     """(request id, the KV request) of an entry's data; None for a request this node does not apply."""
 
     message = raft_internal_pb2.InternalRaftRequest.FromString(data)
     request_id = message.header.ID or message.ID
-    request: KeyValueRequest | None = None
-    if message.HasField("range"):
+    request: ReplicatedRequest | None = None
+    if message.HasField("lease_grant"):
+        grant = message.lease_grant
+        request = lease.LeaseGrantRequest(TTL=grant.TTL, ID=LeaseId(grant.ID))
+    elif message.HasField("lease_revoke"):
+        request = lease.LeaseRevokeRequest(ID=LeaseId(message.lease_revoke.ID))
+    elif message.HasField("range"):
         request = range_request_in(message.range)
     elif message.HasField("put"):
         request = put_request_in(message.put)

@@ -9,8 +9,11 @@ request that gets no answer within etcd's request timeout (5 s + 2 election time
 
 from __future__ import annotations
 
+import time
+from collections.abc import Iterator
 from concurrent import futures
 from concurrent.futures import Future
+from functools import partial
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -18,10 +21,11 @@ import grpc
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
 from impl.api import convert
+from impl.api.convert import ReplicatedRequest
 from impl.node.node import Node
-from spec import constants
+from spec import constants, lease
 from spec.errors import EtcdError
-from spec.mvcc import KeyValueRequest, RangeRequest, ResponseHeader, validate_request
+from spec.mvcc import RangeRequest, ResponseHeader, validate_request
 
 SERVER_VERSION = "3.4.23"
 T = TypeVar("T")
@@ -91,7 +95,7 @@ class _Handlers:
             abort(context, problem)
         return request
 
-    def write(self, request: KeyValueRequest, context: grpc.ServicerContext) -> Any:
+    def write(self, request: ReplicatedRequest, context: grpc.ServicerContext) -> Any:
         self.require_leader(context)
         return self.wait(self.node.propose(request), context)
 
@@ -152,6 +156,117 @@ class KeyValueService(rpc_pb2_grpc.KVServicer):
         message = convert.compaction_response_out(self.handlers.write(spec_request, context))
         self.handlers.fill(message.header)
         return message
+
+
+class LeaseService(rpc_pb2_grpc.LeaseServicer):
+    """Grant and revoke go through Raft; keep-alive and time-to-live are answered by the leader
+    (the only member that knows when a lease expires), so a follower forwards them to it."""
+
+    def __init__(self, handlers: _Handlers) -> None:
+        self.handlers = handlers
+        self._channels: dict[str, grpc.Channel] = {}
+
+    def _leader_stub(self, context: grpc.ServicerContext) -> rpc_pb2_grpc.LeaseStub | None:
+        """None when this member leads; else a stub for the leader (no leader: the call ends)."""
+        node = self.handlers.node
+        self.handlers.require_leader(context)
+        if node.is_leader:
+            return None
+        urls = node.client_urls.get(node.leader or 0)
+        if not urls:
+            abort(context, EtcdError.NO_LEADER)
+        address = urls[0].split("://", 1)[-1]
+        channel = self._channels.get(address)
+        if channel is None:
+            channel = self._channels[address] = grpc.insecure_channel(address)
+        return rpc_pb2_grpc.LeaseStub(channel)
+
+    def LeaseGrant(
+        self, request: rpc_pb2.LeaseGrantRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.LeaseGrantResponse:
+        lease_id = request.ID or self.handlers.node.next_request_id() & ((1 << 63) - 1)
+        spec_request = lease.LeaseGrantRequest(TTL=request.TTL, ID=lease_id)  # type: ignore[arg-type]
+        response = self.handlers.write(spec_request, context)
+        message = rpc_pb2.LeaseGrantResponse(
+            header=convert.header_out(response.header),
+            ID=response.ID,
+            TTL=response.TTL,
+            error=response.error,
+        )
+        self.handlers.fill(message.header)
+        return message
+
+    def LeaseRevoke(
+        self, request: rpc_pb2.LeaseRevokeRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.LeaseRevokeResponse:
+        response = self.handlers.write(lease.LeaseRevokeRequest(ID=request.ID), context)  # type: ignore[arg-type]
+        message = rpc_pb2.LeaseRevokeResponse(header=convert.header_out(response.header))
+        self.handlers.fill(message.header)
+        return message
+
+    def LeaseKeepAlive(
+        self, requests: Iterator[rpc_pb2.LeaseKeepAliveRequest], context: grpc.ServicerContext
+    ) -> Iterator[rpc_pb2.LeaseKeepAliveResponse]:
+        for request in requests:
+            stub = self._leader_stub(context)
+            if stub is not None:
+                yield from stub.LeaseKeepAlive(
+                    iter([request]), timeout=self.handlers.request_timeout_seconds
+                )
+                continue
+            spec_request = lease.LeaseKeepAliveRequest(ID=request.ID)  # type: ignore[arg-type]
+            keep = partial(_keep_alive, self.handlers.node, spec_request)
+            response: Any = self.handlers.wait(self.handlers.node.call(keep), context)
+            message = rpc_pb2.LeaseKeepAliveResponse(ID=response.ID, TTL=response.TTL)
+            self.handlers.fill(message.header)
+            yield message
+
+    def LeaseTimeToLive(
+        self, request: rpc_pb2.LeaseTimeToLiveRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.LeaseTimeToLiveResponse:
+        stub = self._leader_stub(context)
+        if stub is not None:
+            forwarded: rpc_pb2.LeaseTimeToLiveResponse = stub.LeaseTimeToLive(
+                request, timeout=self.handlers.request_timeout_seconds
+            )
+            return forwarded
+        node = self.handlers.node
+        spec_request = lease.LeaseTimeToLiveRequest(ID=request.ID, keys=request.keys)  # type: ignore[arg-type]
+        response: Any = self.handlers.wait(
+            node.call(
+                lambda: lease.time_to_live(
+                    node.keyspace, node.leases, spec_request, time.monotonic()
+                )
+            ),
+            context,
+        )
+        message = rpc_pb2.LeaseTimeToLiveResponse(
+            ID=response.ID,
+            TTL=response.TTL,
+            grantedTTL=response.grantedTTL,
+            keys=list(response.keys),
+        )
+        self.handlers.fill(message.header)
+        return message
+
+    def LeaseLeases(
+        self, request: rpc_pb2.LeaseLeasesRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.LeaseLeasesResponse:
+        node = self.handlers.node
+        response: Any = self.handlers.wait(
+            node.call(lambda: lease.lease_list(node.keyspace, node.leases)), context
+        )
+        message = rpc_pb2.LeaseLeasesResponse(
+            leases=[rpc_pb2.LeaseStatus(ID=status.ID) for status in response.leases]
+        )
+        self.handlers.fill(message.header)
+        return message
+
+
+def _keep_alive(node: Node, request: lease.LeaseKeepAliveRequest) -> object:
+    """Restart a lease's TTL; runs on the raft loop, which owns `node.leases`."""
+    response, node.leases = lease.keep_alive(node.leases, request, time.monotonic())
+    return response
 
 
 def _unimplemented(context: grpc.ServicerContext) -> NoReturn:
@@ -259,6 +374,7 @@ def serve(node: Node, listen_addresses: list[str]) -> grpc.Server:
     )
     handlers = _Handlers(node)
     rpc_pb2_grpc.add_KVServicer_to_server(KeyValueService(handlers), server)
+    rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(handlers), server)
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(handlers), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(handlers), server)
     health_pb2_grpc.add_HealthServicer_to_server(HealthService(node), server)

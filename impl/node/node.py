@@ -31,6 +31,7 @@ from typing import Final
 import attrs
 
 from impl.api.convert import (
+    ReplicatedRequest,
     internal_request_in,
     internal_request_out,
     member_attributes_in,
@@ -50,15 +51,18 @@ from impl.wal import (
     valid_snapshot_points,
 )
 from impl.wal import HardState as WalHardState
+from spec import lease
 from spec.errors import EtcdError
 from spec.mvcc import (
     Applied as MvccApplied,
 )
 from spec.mvcc import (
-    KeyValueRequest,
     RangeRequest,
     apply_request,
     range_keys,
+)
+from spec.mvcc import (
+    Rejected as MvccRejected,
 )
 from spec.raft.io import (
     NOTHING,
@@ -154,6 +158,8 @@ class Node:
         self.on_stopped: Callable[[], None] | None = None
         # Client URLs each member published through Raft (etcd's member attributes).
         self.client_urls: dict[int, list[str]] = {}
+        self.leases = lease.Leases()
+        self._revoking: dict[int, int] = {}  # lease id -> ticks left before proposing again
         self._published = False
         self._ticks_until_publish = 0
 
@@ -246,6 +252,7 @@ class Node:
             persisted = PersistedState(hard_state, Log(snapshot, entries))
             self.state = restart(NodeId(self.member_id), persisted, self.settings, seed)
         self.keyspace = LmdbKeyspace(self.member_dir / "snap" / "db")
+        self.leases = lease.recover(self.keyspace)
 
     def stop(self) -> None:
         self._stopping.set()
@@ -269,7 +276,13 @@ class Node:
         with self._lock:
             return next(self._request_ids)
 
-    def propose(self, request: KeyValueRequest) -> Future[Result]:
+    def call(self, function: Callable[[], Result]) -> Future[Result]:
+        """Run `function` on the raft loop (where the keyspace and leases live); its result resolves the future."""
+        future: Future[Result] = Future()
+        self._inputs.put(("call", (function, future)))
+        return future
+
+    def propose(self, request: ReplicatedRequest) -> Future[Result]:
         """Propose a write; the future resolves to its response, or an EtcdError."""
         future: Future[Result] = Future()
         request_id = self.next_request_id()
@@ -343,6 +356,7 @@ class Node:
             if kind == "tick":
                 event = Tick()
                 self._publish_attributes()
+                self._expire_leases()
                 if self._reads_to_retry:
                     retry, self._reads_to_retry = self._reads_to_retry, []
                     for pending in retry:
@@ -356,6 +370,15 @@ class Node:
             elif kind == "read":
                 assert isinstance(payload, _PendingRead)
                 output = output.then(self._request_read(payload))
+            elif kind == "call":
+                function: Callable[[], Result]
+                future: Future[Result]
+                function, future = payload  # type: ignore[misc]
+                if not future.done():
+                    try:
+                        future.set_result(function())
+                    except Exception as error:
+                        future.set_exception(error)
             elif kind == "local-read":
                 assert isinstance(payload, _PendingRead)
                 local_reads.append(payload)
@@ -369,6 +392,12 @@ class Node:
     def _step(self, event: Input) -> Output:
         before_role, before_term = self.state.role, self.state.term
         self.state, output = step(self.state, event)
+        if self.state.role is not before_role:
+            if self.state.role is Role.LEADER:
+                extend_seconds = self.config.election_timeout_ms / 1000
+                self.leases = lease.promote(self.leases, time.monotonic(), extend_seconds)
+            elif before_role is Role.LEADER:
+                self.leases = lease.demote(self.leases)
         if self.state.role is not before_role or self.state.term != before_term:
             log.info(
                 "term %d: %s -> %s (leader %s)", self.state.term, before_role.value,
@@ -501,6 +530,9 @@ class Node:
                 continue
             if request is None:
                 continue
+            if isinstance(request, lease.LeaseGrantRequest | lease.LeaseRevokeRequest):
+                results.append((request_id, self._apply_lease(request)))
+                continue
             outcome = apply_request(self.keyspace, request)
             if isinstance(outcome, MvccApplied):
                 self.keyspace.apply(outcome.changes)
@@ -519,6 +551,35 @@ class Node:
         for future, result in futures:
             if future is not None and not future.done():
                 future.set_result(result)
+
+    def _apply_lease(self, request: lease.LeaseGrantRequest | lease.LeaseRevokeRequest) -> Result:
+        now = time.monotonic() if self.state.role is Role.LEADER else None
+        if isinstance(request, lease.LeaseGrantRequest):
+            outcome: object
+            outcome, self.leases = lease.grant(self.keyspace, self.leases, request, request.ID, now)
+        else:
+            outcome, self.leases = lease.revoke(self.keyspace, self.leases, request)
+            self._revoking.pop(request.ID, None)
+        if isinstance(outcome, MvccApplied):
+            self.keyspace.apply(outcome.changes)
+            return outcome.response
+        assert isinstance(outcome, MvccRejected)
+        return outcome.error
+
+    def _expire_leases(self) -> None:
+        """The leader revokes expired leases through Raft (etcd's primary lessor), once per pass."""
+        if self.state.role is not Role.LEADER:
+            return
+        for lease_id in lease.expired_leases(self.leases, time.monotonic()):
+            ticks_left = self._revoking.get(lease_id, 0)
+            if ticks_left > 0:
+                self._revoking[lease_id] = ticks_left - 1
+                continue
+            self._revoking[lease_id] = self.settings.election_ticks
+            data = internal_request_out(
+                self.next_request_id(), lease.LeaseRevokeRequest(ID=lease_id)
+            )
+            self._inputs.put(("propose", data))
 
     def _serve_ready_reads(self) -> None:
         applied = self.state.applied_index
