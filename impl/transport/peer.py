@@ -144,7 +144,8 @@ class PeerTransport:
         }
         self._connections: set[socket.socket] = set()
         self._lock = threading.Lock()
-        threading.Thread(target=self._accept, name="peer-listener", daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, name="peer-listener", daemon=True)
+        self._acceptor.start()
 
     def send(self, message: Message) -> None:
         sender = self._senders.get(message.recipient)
@@ -194,6 +195,11 @@ class PeerTransport:
 
     def close(self) -> None:
         self._stopping.set()
+        # The accepting thread holds the listening socket open until its accept returns:
+        # wake it and wait, so the port is free when this returns (a restart binds it again).
+        with contextlib.suppress(OSError):
+            self._listener.shutdown(socket.SHUT_RDWR)
+        self._acceptor.join(timeout=2)
         self._listener.close()
         with self._lock:
             for connection in list(self._connections):
