@@ -22,10 +22,11 @@ from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
 from impl.api import convert
 from impl.api.convert import ReplicatedRequest
+from impl.backend.hash import KeyspaceHash, hash_keyspace
 from impl.node.node import Node
 from spec import constants, lease
 from spec.errors import EtcdError
-from spec.mvcc import RangeRequest, ResponseHeader, validate_request
+from spec.mvcc import RangeRequest, ResponseHeader, Revision, validate_request
 
 SERVER_VERSION = "3.4.23"
 T = TypeVar("T")
@@ -299,14 +300,30 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     def Alarm(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
         _unimplemented(context)
 
-    def Defragment(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def Defragment(
+        self, request: rpc_pb2.DefragmentRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.DefragmentResponse:
+        node = self.handlers.node
+        self.handlers.wait(node.call(node.keyspace.defragment), context)
+        return rpc_pb2.DefragmentResponse(header=self.handlers.header_pb())
 
     def Hash(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
         _unimplemented(context)
 
-    def HashKV(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def HashKV(
+        self, request: rpc_pb2.HashKVRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.HashKVResponse:
+        node = self.handlers.node
+        revision = Revision(request.revision)
+        result = self.handlers.wait(
+            node.call(lambda: hash_keyspace(node.keyspace, revision)), context
+        )
+        assert isinstance(result, KeyspaceHash)
+        return rpc_pb2.HashKVResponse(
+            header=self.handlers.header_pb(),
+            hash=result.hash,
+            compact_revision=result.compact_revision,
+        )
 
     def Snapshot(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
         _unimplemented(context)
