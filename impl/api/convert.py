@@ -25,6 +25,7 @@ from spec.mvcc import (
     DeleteRangeRequest,
     DeleteRangeResponse,
     EmptyRequestOp,
+    Event,
     KeyValue,
     KeyValueRequest,
     LeaseId,
@@ -126,6 +127,13 @@ def key_value_out(key_value: KeyValue) -> kv_pb2.KeyValue:
         value=key_value.value,
         lease=key_value.lease,
     )
+
+
+def event_out(event: Event) -> kv_pb2.Event:
+    message = kv_pb2.Event(type=int(event.type), kv=key_value_out(event.kv))  # type: ignore[arg-type]
+    if event.prev_kv is not None:
+        message.prev_kv.CopyFrom(key_value_out(event.prev_kv))
+    return message
 
 
 def range_response_out(response: RangeResponse) -> rpc_pb2.RangeResponse:

@@ -9,6 +9,8 @@ request that gets no answer within etcd's request timeout (5 s + 2 election time
 
 from __future__ import annotations
 
+import queue
+import threading
 import time
 from collections.abc import Iterator
 from concurrent import futures
@@ -24,7 +26,7 @@ from impl.api import convert
 from impl.api.convert import ReplicatedRequest
 from impl.backend.hash import KeyspaceHash, hash_keyspace
 from impl.node.node import Node
-from spec import constants, lease
+from spec import constants, lease, watch
 from spec.errors import EtcdError
 from spec.mvcc import RangeRequest, ResponseHeader, Revision, validate_request
 
@@ -264,6 +266,77 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         return message
 
 
+class WatchService(rpc_pb2_grpc.WatchServicer):
+    """One stream per call: requests are read on a helper thread and carried out on the raft
+    loop; responses are sent in the order the loop produced them. A client half-close ends
+    only the reading: the watches keep running until the call ends (facts §0 item 8)."""
+
+    def __init__(self, handlers: _Handlers) -> None:
+        self.handlers = handlers
+
+    def Watch(
+        self, requests: Iterator[rpc_pb2.WatchRequest], context: grpc.ServicerContext
+    ) -> Iterator[rpc_pb2.WatchResponse]:
+        node = self.handlers.node
+        stream: Any = self.handlers.wait(node.call(node.open_watch_stream), context)
+        threading.Thread(
+            target=self._read_requests, args=(requests, stream, context), daemon=True
+        ).start()
+        try:
+            while context.is_active():
+                try:
+                    response = stream.responses.get(timeout=0.5)
+                except queue.Empty:
+                    continue
+                yield self._response_out(response)
+        finally:
+            node.call(partial(node.close_watch_stream, stream))
+
+    def _read_requests(
+        self, requests: Iterator[rpc_pb2.WatchRequest], stream: Any, context: grpc.ServicerContext
+    ) -> None:
+        node = self.handlers.node
+        try:
+            for request in requests:
+                kind = request.WhichOneof("request_union")
+                if kind == "create_request":
+                    create = request.create_request
+                    spec_request = watch.WatchCreateRequest(
+                        key=create.key,
+                        range_end=create.range_end,
+                        start_revision=create.start_revision,  # type: ignore[arg-type]
+                        progress_notify=create.progress_notify,
+                        filters=tuple(watch.FilterType(item) for item in create.filters),
+                        prev_kv=create.prev_kv,
+                        watch_id=create.watch_id,
+                        fragment=create.fragment,
+                    )
+                    node.call(partial(node.create_watch, stream, spec_request))
+                elif kind == "cancel_request":
+                    node.call(partial(node.cancel_watch, stream, request.cancel_request.watch_id))
+                elif kind == "progress_request":
+                    node.call(partial(node.watch_progress, stream))
+        except (grpc.RpcError, ValueError):
+            context.cancel()  # type: ignore[no-untyped-call]
+
+    def _response_out(self, response: watch.WatchResponse) -> rpc_pb2.WatchResponse:
+        node = self.handlers.node
+        message = rpc_pb2.WatchResponse(
+            header=convert.header_out(response.header),
+            watch_id=response.watch_id,
+            created=response.created,
+            canceled=response.canceled,
+            compact_revision=response.compact_revision,
+            cancel_reason=response.cancel_reason,
+            fragment=response.fragment,
+            events=[convert.event_out(event) for event in response.events],
+        )
+        message.header.cluster_id = node.cluster_id
+        message.header.member_id = node.member_id
+        message.header.raft_term = node.term
+        return message
+
+
 def _keep_alive(node: Node, request: lease.LeaseKeepAliveRequest) -> object:
     """Restart a lease's TTL; runs on the raft loop, which owns `node.leases`."""
     response, node.leases = lease.keep_alive(node.leases, request, time.monotonic())
@@ -391,6 +464,7 @@ def serve(node: Node, listen_addresses: list[str]) -> grpc.Server:
     )
     handlers = _Handlers(node)
     rpc_pb2_grpc.add_KVServicer_to_server(KeyValueService(handlers), server)
+    rpc_pb2_grpc.add_WatchServicer_to_server(WatchService(handlers), server)
     rpc_pb2_grpc.add_LeaseServicer_to_server(LeaseService(handlers), server)
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(handlers), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(handlers), server)

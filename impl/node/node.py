@@ -51,12 +51,13 @@ from impl.wal import (
     valid_snapshot_points,
 )
 from impl.wal import HardState as WalHardState
-from spec import lease
+from spec import lease, watch
 from spec.errors import EtcdError
 from spec.mvcc import (
     Applied as MvccApplied,
 )
 from spec.mvcc import (
+    Event,
     RangeRequest,
     apply_request,
     range_keys,
@@ -114,6 +115,19 @@ class _PendingRead:
     retries: int = 0
 
 
+WATCH_CATCH_UP_ROUNDS_MAX: Final = 10_000
+
+
+@attrs.define
+class WatchStream:
+    """One client's watch stream: its watchers and the responses waiting to be sent."""
+
+    stream_id: int
+    watchers: dict[int, watch.Watcher] = attrs.field(factory=dict)
+    ids: watch.WatchIds = attrs.field(factory=watch.WatchIds)
+    responses: queue.Queue[watch.WatchResponse] = attrs.field(factory=queue.Queue)
+
+
 class Node:
     """A running member. `start()` opens the data directory and starts the threads; `stop()` ends them."""
 
@@ -160,6 +174,8 @@ class Node:
         self.client_urls: dict[int, list[str]] = {}
         self.leases = lease.Leases()
         self._revoking: dict[int, int] = {}  # lease id -> ticks left before proposing again
+        self.watch_streams: dict[int, WatchStream] = {}  # touched only on the raft loop
+        self._watch_stream_ids = itertools.count(1)
         self._published = False
         self._ticks_until_publish = 0
 
@@ -536,6 +552,7 @@ class Node:
             outcome = apply_request(self.keyspace, request)
             if isinstance(outcome, MvccApplied):
                 self.keyspace.apply(outcome.changes)
+                self._notify_watchers(outcome.events)
                 results.append((request_id, outcome.response))
             else:
                 results.append((request_id, outcome.error))
@@ -562,6 +579,7 @@ class Node:
             self._revoking.pop(request.ID, None)
         if isinstance(outcome, MvccApplied):
             self.keyspace.apply(outcome.changes)
+            self._notify_watchers(outcome.events)
             return outcome.response
         assert isinstance(outcome, MvccRejected)
         return outcome.error
@@ -580,6 +598,54 @@ class Node:
                 self.next_request_id(), lease.LeaseRevokeRequest(ID=lease_id)
             )
             self._inputs.put(("propose", data))
+
+    # --- watches (called on the raft loop, through `call`) ---------------------------------------
+
+    def open_watch_stream(self) -> WatchStream:
+        stream = WatchStream(next(self._watch_stream_ids))
+        self.watch_streams[stream.stream_id] = stream
+        return stream
+
+    def close_watch_stream(self, stream: WatchStream) -> None:
+        self.watch_streams.pop(stream.stream_id, None)
+
+    def create_watch(self, stream: WatchStream, request: watch.WatchCreateRequest) -> None:
+        response, watcher, stream.ids = watch.create_watcher(self.keyspace, request, stream.ids)
+        stream.responses.put(response)
+        for _ in range(WATCH_CATCH_UP_ROUNDS_MAX):
+            if watcher is None or watcher.synced:
+                break
+            caught_up, watcher = watch.catch_up(self.keyspace, watcher)
+            if caught_up is not None:
+                stream.responses.put(caught_up)
+        if watcher is not None:
+            stream.watchers[watcher.watch_id] = watcher
+
+    def cancel_watch(self, stream: WatchStream, watch_id: int) -> None:
+        response = watch.cancel(watch_id, list(stream.watchers.values()))
+        if response is not None:
+            stream.watchers.pop(watch_id, None)
+            stream.ids = stream.ids.released(watch_id)
+            stream.responses.put(response)
+
+    def watch_progress(self, stream: WatchStream) -> None:
+        response = watch.progress_all(self.keyspace, list(stream.watchers.values()))
+        if response is not None:
+            stream.responses.put(response)
+
+    def _notify_watchers(self, events: tuple[Event, ...]) -> None:
+        if not events or not self.watch_streams:
+            return
+        revision = events[-1].kv.mod_revision
+        for stream in self.watch_streams.values():
+            for watch_id, watcher in list(stream.watchers.items()):
+                if not watcher.synced:
+                    continue
+                response, stream.watchers[watch_id] = watch.notify(
+                    self.keyspace, watcher, revision, events
+                )
+                if response is not None:
+                    stream.responses.put(response)
 
     def _serve_ready_reads(self) -> None:
         applied = self.state.applied_index
