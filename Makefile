@@ -16,9 +16,9 @@ $(STAMP): requirements.txt pyproject.toml
 	$(BIN)/python -m pip install --quiet --disable-pip-version-check --no-deps --no-build-isolation -e .
 	@touch $(STAMP)
 
-# Until the node exists (issue 6), `make run` runs the Raft safety exploration with a summary.
+# A local three-member etcdref cluster on loopback; prints etcdctl lines to try; Ctrl-C stops it.
 run: $(STAMP)
-	$(BIN)/etcdref explore --profile small
+	$(BIN)/etcdref cluster
 
 test: $(STAMP) lint unit
 

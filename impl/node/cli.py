@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import logging
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Sequence
@@ -165,13 +167,18 @@ def cluster_main(argv: Sequence[str]) -> int:
         prog="etcdref cluster", description="Run a local cluster on loopback."
     )
     parser.add_argument("--size", type=int, default=3)
-    parser.add_argument("--data-dir", default="etcdref-cluster")
+    parser.add_argument(
+        "--data-dir",
+        default=None,
+        help="kept after the cluster stops (default: a temporary directory, removed)",
+    )
     parser.add_argument("--snapshot-count", type=int, default=constants.snapshot_count)
     arguments = parser.parse_args(list(argv))
     if not 1 <= arguments.size <= 7:
         print("etcdref cluster: --size must be between 1 and 7", file=sys.stderr)
         return 2
-    data_dir = Path(arguments.data_dir)
+    temporary = arguments.data_dir is None
+    data_dir = Path(arguments.data_dir or tempfile.mkdtemp(prefix="etcdref-cluster-"))
     data_dir.mkdir(parents=True, exist_ok=True)
     ports = free_ports(2 * arguments.size)
     extra = ["--snapshot-count", str(arguments.snapshot_count)]
@@ -220,5 +227,7 @@ def cluster_main(argv: Sequence[str]) -> int:
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
+    if temporary:
+        shutil.rmtree(data_dir, ignore_errors=True)
     print("etcdref cluster: stopped", flush=True)
     return 0
