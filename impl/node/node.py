@@ -51,7 +51,7 @@ from impl.wal import (
     valid_snapshot_points,
 )
 from impl.wal import HardState as WalHardState
-from spec import lease, watch
+from spec import constants, lease, watch
 from spec.errors import EtcdError
 from spec.mvcc import (
     Applied as MvccApplied,
@@ -96,6 +96,8 @@ from spec.raft.types import (
 INPUTS_PER_TURN_MAX: Final = 1024
 FOLLOW_UP_STEPS_MAX: Final = 16
 READ_RETRY_TURNS_MAX: Final = 100
+# Inputs waiting for the raft loop beyond which new proposals are refused ("too many requests").
+QUEUED_INPUTS_MAX: Final = 20_000
 
 log = logging.getLogger("etcdref.node")
 
@@ -305,6 +307,10 @@ class Node:
         data = internal_request_out(request_id, request)
         if len(data) > self.config.max_request_bytes:
             future.set_result(EtcdError.REQUEST_TOO_LARGE)
+            return future
+        behind = self.commit_index - self.applied_index > constants.apply_gap_entries_max
+        if behind or self._inputs.qsize() >= QUEUED_INPUTS_MAX:
+            future.set_result(EtcdError.TOO_MANY_REQUESTS)  # etcd's limit on the apply backlog
             return future
         with self._lock:
             self._waiting_writes[request_id] = future

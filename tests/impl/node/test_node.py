@@ -10,9 +10,13 @@ from concurrent.futures import Future
 from pathlib import Path
 from typing import Any
 
+import pytest
+
+from impl.node import node as node_module
 from impl.node.cli import free_ports
 from impl.node.config import NodeConfig, cluster_id, member_id, parse_initial_cluster
 from impl.node.node import Node
+from spec.errors import EtcdError
 from spec.mvcc import PutRequest, RangeRequest, RangeResponse
 
 WAIT_SECONDS = 10
@@ -127,3 +131,20 @@ def test_snapshots_compact_the_log_and_a_restart_applies_nothing_twice(tmp_path:
         assert read_prefix(restarted, b"z").header.revision == 62
     finally:
         restarted.stop()
+
+
+def test_proposals_beyond_the_queue_limit_get_too_many_requests(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    node = Node(single_member_config(tmp_path / "solo.etcd"))
+    node.start()
+    try:
+        wait_for_leadership(node)
+        monkeypatch.setattr(node_module, "QUEUED_INPUTS_MAX", 0)
+        refused = node.propose(PutRequest(key=b"k", value=b"v")).result(timeout=WAIT_SECONDS)
+        assert refused is EtcdError.TOO_MANY_REQUESTS
+        monkeypatch.setattr(node_module, "QUEUED_INPUTS_MAX", 20_000)
+        accepted = node.propose(PutRequest(key=b"k", value=b"v")).result(timeout=WAIT_SECONDS)
+        assert not isinstance(accepted, EtcdError)
+    finally:
+        node.stop()
