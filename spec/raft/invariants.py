@@ -19,6 +19,12 @@ def node_violations(state: NodeState) -> list[str]:
             f"node {state.node_id}: snapshot {log.snapshot.index} <= applied {state.applied_index}"
             f" <= emitted {state.emitted_index} <= commit {state.commit_index} does not hold"
         )
+    for offset, entry in enumerate(log.entries):
+        if entry.index != log.snapshot.index + 1 + offset:
+            problems.append(
+                f"node {state.node_id}: log entry {entry.index} at position {offset} after snapshot {log.snapshot.index}"
+            )
+            break
     if state.commit_index > log.last_index:
         problems.append(
             f"node {state.node_id}: commit {state.commit_index} beyond last index {log.last_index}"
