@@ -19,7 +19,9 @@ def on_election_timeout(state: NodeState) -> tuple[NodeState, Output]:
     return campaign(state, transfer=False)
 
 
-def campaign(state: NodeState, transfer: bool, pre_vote_passed: bool = False) -> tuple[NodeState, Output]:
+def campaign(
+    state: NodeState, transfer: bool, pre_vote_passed: bool = False
+) -> tuple[NodeState, Output]:
     """Ask the voters for their vote: first a PreVote round when enabled, unless this election follows
     a won PreVote round or a transfer asked for it.
 
