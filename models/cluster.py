@@ -36,13 +36,12 @@ from spec.raft.io import (
     TransferLeadership,
 )
 from spec.raft.log import Log
-from spec.raft.messages import Message
+from spec.raft.messages import Message, VoteRequest, VoteResponse
 from spec.raft.state import NodeState, PersistedState, initial_state, restart
 from spec.raft.step import step
 from spec.raft.types import (
     ConfigurationChange,
     Entry,
-    HardState,
     LogIndex,
     Membership,
     NodeId,
@@ -204,12 +203,36 @@ def carry_out(cluster: ClusterState, node: NodeState, output: Output) -> Cluster
 def send_messages(
     cluster: ClusterState, messages: list[Message] | tuple[Message, ...]
 ) -> ClusterState:
+    """Put messages on the network (those across a partition are lost) and record the votes they cast."""
+    cluster = attrs.evolve(cluster, ghost=record_votes(cluster.ghost, messages))
     sent = tuple(
         message
         for message in messages
         if (message.sender, message.recipient) not in cluster.blocked
     )
     return attrs.evolve(cluster, network=cluster.network + sent)
+
+
+def record_votes(ghost: Ghost, messages: list[Message] | tuple[Message, ...]) -> Ghost:
+    """A vote counts once others can see it: a granted vote sent, or the candidate's own vote implied
+    by its vote requests. A vote lost in a crash before it was durable and sent binds nobody."""
+    problems: list[str] = []
+    votes = dict(ghost.votes)
+    for message in messages:
+        if isinstance(message, VoteResponse) and message.granted and not message.pre_vote:
+            voter, candidate = message.sender, message.recipient
+        elif isinstance(message, VoteRequest) and not message.pre_vote:
+            voter, candidate = message.sender, message.sender
+        else:
+            continue
+        earlier = votes.setdefault((voter, message.term), candidate)
+        if earlier != candidate:
+            problems.append(
+                f"node {voter} voted for {earlier} and {candidate} in term {message.term}"
+            )
+    if len(votes) == len(ghost.votes) and not problems:
+        return ghost
+    return attrs.evolve(ghost, votes=votes, violations=ghost.violations + tuple(problems))
 
 
 def persist_next(cluster: ClusterState, node_id: NodeId) -> ClusterState:
@@ -381,7 +404,9 @@ def compact(cluster: ClusterState, node_id: NodeId) -> ClusterState:
     before = cluster.nodes.get(node_id)
     if before is None:
         return cluster
-    cluster = run_input(cluster, node_id, CompactLog(before.applied_index, str(before.applied_index).encode()))
+    cluster = run_input(
+        cluster, node_id, CompactLog(before.applied_index, str(before.applied_index).encode())
+    )
     after = cluster.nodes[node_id]
     assert after is not None
     if after.log.snapshot.index > before.log.snapshot.index:
@@ -423,10 +448,6 @@ def partition(cluster: ClusterState, groups: Iterable[Iterable[NodeId]]) -> Clus
 
 def heal(cluster: ClusterState) -> ClusterState:
     return attrs.evolve(cluster, blocked=frozenset())
-
-
-def hard_state_of(cluster: ClusterState, node_id: NodeId) -> HardState:
-    return cluster.persisted[node_id].hard_state
 
 
 # --- A fair scheduler, for liveness ------------------------------------------------------------------
