@@ -21,7 +21,7 @@ from spec.raft.messages import (
     SnapshotRequest,
 )
 from spec.raft.state import LeaderState, NodeState, Progress, ReplicationMode
-from spec.raft.types import Entry, EntryKind, LogIndex, NodeId, Term
+from spec.raft.types import Entry, EntryKind, LogIndex, NodeId
 
 # --- Leader: sending ----------------------------------------------------------------------------
 
@@ -349,7 +349,3 @@ def on_snapshot_request(state: NodeState, message: SnapshotRequest) -> tuple[Nod
 def stale_term_reply(state: NodeState, sender: NodeId) -> AppendResponse:
     """Answer to an append from a leader of an older term: our term makes it step down (etcd, with CheckQuorum/PreVote)."""
     return AppendResponse(state.node_id, sender, state.term, LogIndex(0))
-
-
-def last_entry_id(state: NodeState) -> tuple[LogIndex, Term]:
-    return state.log.last_index, state.log.last_term
