@@ -140,14 +140,7 @@ class Snapshotter:
         """The newest snapshot that checks out, or None if there is none (etcd ErrNoSnapshot).
         Each damaged file on the way is renamed `<name>.broken` (etcd renames on crc
         mismatch; here on any failure to decode) so the next start does not trip on it."""
-        for name in self.snapshot_names():
-            path = self.directory / name
-            try:
-                return decode_snapshot_file(path, path.read_bytes())
-            except SnapshotError:
-                os.rename(path, path.with_name(name + ".broken"))
-                fsync_directory(self.directory)
-        return None
+        return self.newest_valid(self.snapshot_names())
 
     def load_newest_available(self, points: Iterable[SnapshotPoint]) -> RaftSnapshot | None:
         """The newest snapshot whose (index, term) the WAL recorded, or None (etcd 3.5
@@ -158,9 +151,11 @@ class Snapshotter:
         deleted. Damaged files on the way are renamed `.broken`, as in `load`.
         """
         wanted = {snapshot_file_name(point.term, point.index) for point in points}
-        for name in self.snapshot_names():
-            if name not in wanted:
-                continue
+        return self.newest_valid([name for name in self.snapshot_names() if name in wanted])
+
+    def newest_valid(self, names: Iterable[str]) -> RaftSnapshot | None:
+        """The first of `names` (newest first) that decodes; each that does not is renamed `.broken`."""
+        for name in names:
             path = self.directory / name
             try:
                 return decode_snapshot_file(path, path.read_bytes())
