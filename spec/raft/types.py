@@ -62,26 +62,33 @@ class ChangeAction(enum.Enum):
 
 @attrs.frozen(slots=True)
 class ConfigurationChange:
-    """One membership change; carried in a CONFIGURATION entry as `encode()` bytes."""
+    """One membership change; carried in a CONFIGURATION entry as `encode()` bytes.
+
+    `context` is opaque to Raft (etcd ConfChange.Context): the host's own record of the change,
+    such as the new member's name and URLs; it never affects the membership.
+    """
 
     action: ChangeAction
     node: NodeId
+    context: bytes = b""
 
     def encode(self) -> bytes:
-        return f"{self.action.value} {self.node}".encode()
+        head = f"{self.action.value} {self.node}".encode()
+        return head + b"\n" + self.context if self.context else head
 
     @staticmethod
     def decode(data: bytes) -> ConfigurationChange | None:
         """The change in an entry's data, or None for bytes that are not one (never raises)."""
+        head, _, context = data.partition(b"\n")
         try:
-            action_text, node_text = data.decode("ascii").split(" ")
+            action_text, node_text = head.decode("ascii").split(" ")
             node = int(node_text)
             action = ChangeAction(action_text)
         except ValueError:
             return None
         if node <= 0:
             return None
-        return ConfigurationChange(action, NodeId(node))
+        return ConfigurationChange(action, NodeId(node), context)
 
 
 @attrs.frozen(slots=True)

@@ -78,7 +78,7 @@ Configuration == "configuration"
 \* An entry: its term, its kind, and either a client value (Nil for a new leader's empty entry) or a
 \* membership change. The index is the entry's place in the log (types.Entry carries it explicitly).
 \* SIMPLIFIED: a change is carried as a record, not encoded as bytes, so ConfigurationChange.decode
-\* cannot fail here.
+\* cannot fail here; its opaque `context` (the host's record, never read by Raft) is left out.
 NormalEntry(term, value) == [term |-> term, kind |-> Normal, value |-> value, change |-> Nil]
 ConfigurationEntry(term, change) ==
     [term |-> term, kind |-> Configuration, value |-> Nil, change |-> change]
