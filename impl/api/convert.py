@@ -15,6 +15,7 @@ import attrs
 
 from etcdpb.etcdserverpb import raft_internal_pb2, rpc_pb2
 from etcdpb.mvccpb import kv_pb2
+from impl.api.alarm import AlarmAction, AlarmRequest, AlarmType
 from spec import lease
 from spec.mvcc import (
     CompactionRequest,
@@ -187,7 +188,9 @@ def compaction_response_out(response: CompactionResponse) -> rpc_pb2.CompactionR
 # --- entries ---------------------------------------------------------------------------------
 
 
-ReplicatedRequest = KeyValueRequest | lease.LeaseGrantRequest | lease.LeaseRevokeRequest
+ReplicatedRequest = (
+    KeyValueRequest | lease.LeaseGrantRequest | lease.LeaseRevokeRequest | AlarmRequest
+)
 
 
 def internal_request_out(request_id: int, request: ReplicatedRequest) -> bytes:
@@ -210,6 +213,14 @@ def internal_request_out(request_id: int, request: ReplicatedRequest) -> bytes:
             message.lease_grant.CopyFrom(rpc_pb2.LeaseGrantRequest(TTL=request.TTL, ID=request.ID))
         case lease.LeaseRevokeRequest():
             message.lease_revoke.CopyFrom(rpc_pb2.LeaseRevokeRequest(ID=request.ID))
+        case AlarmRequest():
+            message.alarm.CopyFrom(
+                rpc_pb2.AlarmRequest(
+                    action=int(request.action),  # type: ignore[arg-type]
+                    memberID=request.member_id,
+                    alarm=int(request.alarm),  # type: ignore[arg-type]
+                )
+            )
     return message.SerializeToString(deterministic=True)
 
 
@@ -224,6 +235,9 @@ def internal_request_in(data: bytes) -> tuple[int, ReplicatedRequest | None]:
         request = lease.LeaseGrantRequest(TTL=grant.TTL, ID=LeaseId(grant.ID))
     elif message.HasField("lease_revoke"):
         request = lease.LeaseRevokeRequest(ID=LeaseId(message.lease_revoke.ID))
+    elif message.HasField("alarm"):
+        alarm = message.alarm
+        request = AlarmRequest(AlarmAction(alarm.action), alarm.memberID, AlarmType(alarm.alarm))
     elif message.HasField("range"):
         request = range_request_in(message.range)
     elif message.HasField("put"):

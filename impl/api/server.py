@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from concurrent import futures
 from concurrent.futures import Future
 from functools import partial
+from pathlib import Path
 from typing import Any, NoReturn, TypeVar
 
 import grpc
@@ -23,7 +24,9 @@ import grpc
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
 from impl.api import convert
+from impl.api.alarm import AlarmAction, AlarmRequest, AlarmResponse, AlarmType
 from impl.api.convert import ReplicatedRequest
+from impl.api.maintenance import backend_hash, copy_keyspace, snapshot_chunks
 from impl.backend.hash import KeyspaceHash, hash_keyspace
 from impl.node.node import Node
 from spec import constants, lease, watch
@@ -357,6 +360,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
     ) -> rpc_pb2.StatusResponse:
         node = self.handlers.node
         errors = [] if node.leader is not None else [EtcdError.NO_LEADER.message]
+        errors += [member.text() for member in node.alarms.active]
         return rpc_pb2.StatusResponse(
             header=self.handlers.header_pb(),
             version=SERVER_VERSION,
@@ -370,8 +374,24 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             isLearner=False,
         )
 
-    def Alarm(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def Alarm(
+        self, request: rpc_pb2.AlarmRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.AlarmResponse:
+        """Every alarm request, GET included, goes through Raft, as in etcd; the answer has no header."""
+        try:
+            spec_request = AlarmRequest(
+                AlarmAction(request.action), request.memberID, AlarmType(request.alarm)
+            )
+        except ValueError as error:
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, str(error))
+        response = self.handlers.write(spec_request, context)
+        assert isinstance(response, AlarmResponse)
+        return rpc_pb2.AlarmResponse(
+            alarms=[
+                rpc_pb2.AlarmMember(memberID=member.member_id, alarm=int(member.alarm))  # type: ignore[arg-type]
+                for member in response.alarms
+            ]
+        )
 
     def Defragment(
         self, request: rpc_pb2.DefragmentRequest, context: grpc.ServicerContext
@@ -380,8 +400,19 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
         self.handlers.wait(node.call(node.keyspace.defragment), context)
         return rpc_pb2.DefragmentResponse(header=self.handlers.header_pb())
 
-    def Hash(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def Hash(
+        self, request: rpc_pb2.HashRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.HashResponse:
+        node = self.handlers.node
+        header: list[rpc_pb2.ResponseHeader] = []
+
+        def hash_now() -> int:
+            header.append(self.handlers.header_pb())  # the revision the hash covers
+            return backend_hash(node.keyspace)
+
+        result = self.handlers.wait(node.call(hash_now), context)
+        assert isinstance(result, int)
+        return rpc_pb2.HashResponse(header=header[0], hash=result)
 
     def HashKV(
         self, request: rpc_pb2.HashKVRequest, context: grpc.ServicerContext
@@ -398,11 +429,41 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             compact_revision=result.compact_revision,
         )
 
-    def Snapshot(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def Snapshot(
+        self, request: rpc_pb2.SnapshotRequest, context: grpc.ServicerContext
+    ) -> Iterator[rpc_pb2.SnapshotResponse]:
+        node = self.handlers.node
+        copied = self.handlers.wait(
+            node.call(lambda: copy_keyspace(node.keyspace, node.member_dir / "snap")), context
+        )
+        assert isinstance(copied, Path)
+        try:
+            for remaining, blob in snapshot_chunks(copied):
+                yield rpc_pb2.SnapshotResponse(
+                    header=self.handlers.header_pb(), remaining_bytes=remaining, blob=blob
+                )
+        finally:
+            copied.unlink(missing_ok=True)
 
-    def MoveLeader(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def MoveLeader(
+        self, request: rpc_pb2.MoveLeaderRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.MoveLeaderResponse:
+        """etcd: only the leader moves leadership; then it waits, polling every heartbeat, until
+        the target leads (or answers `etcdserver: request timed out` after the request timeout)."""
+        node = self.handlers.node
+        if not node.is_leader:
+            abort(context, EtcdError.NOT_LEADER)
+        target = request.targetID
+        if target not in {member.member_id for member in node.members}:
+            abort(context, EtcdError.BAD_LEADER_TRANSFEREE)
+        self.handlers.wait(node.transfer_leadership(target), context)
+        deadline = time.monotonic() + self.handlers.request_timeout_seconds
+        interval = node.config.heartbeat_interval_ms / 1000
+        while node.leader != target:
+            if time.monotonic() > deadline:
+                abort(context, EtcdError.TIMEOUT)
+            time.sleep(interval)
+        return rpc_pb2.MoveLeaderResponse(header=self.handlers.header_pb())
 
     def Downgrade(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
         _unimplemented(context)

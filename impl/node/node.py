@@ -30,6 +30,7 @@ from typing import Final
 
 import attrs
 
+from impl.api.alarm import AlarmRequest, Alarms
 from impl.api.convert import (
     ReplicatedRequest,
     internal_request_in,
@@ -73,9 +74,11 @@ from spec.raft.io import (
     Output,
     Propose,
     Receive,
+    RefusalReason,
     RequestRead,
     StorageAcknowledged,
     Tick,
+    TransferLeadership,
 )
 from spec.raft.log import Log, Snapshot
 from spec.raft.messages import Message
@@ -171,6 +174,8 @@ class Node:
         self.commit_index = 0
         self.applied_index = 0
         self.is_leader = False
+        self.leader_changes_seen = 0  # etcd_server_leader_changes_seen_total
+        self.alarms = Alarms()  # NOSPACE / CORRUPT, applied through Raft (impl.api.alarm)
         self.on_stopped: Callable[[], None] | None = None
         # Client URLs each member published through Raft (etcd's member attributes).
         self.client_urls: dict[int, list[str]] = {}
@@ -317,6 +322,23 @@ class Node:
         future.add_done_callback(lambda _: self._forget_write(request_id))
         self._inputs.put(("propose", data))
         return future
+
+    def transfer_leadership(self, target: int) -> Future[Result]:
+        """Start handing leadership to member `target` (etcd MoveLeader) through spec.raft's
+        TransferLeadership input, on the raft loop. Resolves to None once the transfer has
+        started (the caller waits for `leader` to become `target`), or to `etcdserver: not
+        leader` / `etcdserver: bad leader transferee` when the spec refuses it."""
+
+        def start() -> Result:
+            output = self._step(TransferLeadership(NodeId(target)))
+            self._carry_out(output)
+            for refusal in output.refusals:
+                if refusal.reason is RefusalReason.NOT_LEADER:
+                    return EtcdError.NOT_LEADER
+                return EtcdError.BAD_LEADER_TRANSFEREE
+            return None
+
+        return self.call(start)
 
     def _forget_write(self, request_id: int) -> None:
         with self._lock:
@@ -552,6 +574,13 @@ class Node:
                 continue
             if request is None:
                 continue
+            if isinstance(request, AlarmRequest):
+                results.append((request_id, self.alarms.apply(request)))
+                continue
+            refused = self.alarms.refusal(request)
+            if refused is not None:
+                results.append((request_id, refused))
+                continue
             if isinstance(request, lease.LeaseGrantRequest | lease.LeaseRevokeRequest):
                 results.append((request_id, self._apply_lease(request)))
                 continue
@@ -702,6 +731,8 @@ class Node:
         self._inputs.put(("propose", data))
 
     def _publish(self) -> None:
+        if self.state.leader is not None and self.state.leader != self.leader:
+            self.leader_changes_seen += 1
         self.term = self.state.term
         self.leader = self.state.leader
         self.commit_index = self.state.commit_index
