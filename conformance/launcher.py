@@ -1,4 +1,10 @@
-"""Start a real etcd cluster (1 or 3 members) on loopback, and stop it reliably.
+"""Start an etcd or etcdref cluster (1, 3 or 5 members) on loopback, and stop it reliably.
+
+`server="etcd"` runs the `etcd` executable found on PATH; `server="etcdref"` runs etcdref's
+own node (`etcdref node`, which takes etcd's flag names) as a subprocess: the `etcdref`
+console script beside the running Python, else `python -m impl.cli node`. Either way the
+suite reaches the members only over the network, as it would anyone else's server (this
+package never imports `impl`).
 
 Every member listens on 127.0.0.1 only, on ports the operating system reported free, with its
 own temporary data directory; the whole directory is removed on `stop` unless asked to keep
@@ -14,12 +20,13 @@ import shutil
 import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import time
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, Final
+from typing import IO, Final, Literal
 
 from conformance.client import EtcdClient, RequestFailed
 from conformance.peer_proxy import PeerProxy
@@ -29,6 +36,9 @@ READY_TIMEOUT_SECONDS: Final = 30.0
 # Progress notifications every 100 ms (etcd's default is 10 minutes), as etcd's robustness
 # tests configure, so the Bookmarkable guarantee is exercised within a quick run.
 DEFAULT_FLAGS: Final = ("--experimental-watch-progress-notify-interval", "100ms")
+# etcdref's node has no progress-notify interval flag (it never sends periodic notifications).
+ETCDREF_FLAGS: Final[tuple[str, ...]] = ()
+Server = Literal["etcd", "etcdref"]
 STOP_TIMEOUT_SECONDS: Final = 5.0
 
 
@@ -48,6 +58,15 @@ def free_ports(count: int) -> list[int]:
     finally:
         for listener in sockets:
             listener.close()
+
+
+def etcdref_node_command() -> list[str]:
+    """How to start one etcdref member: the console script installed beside this Python, or
+    the module (for a checkout run without installing)."""
+    script = Path(sys.executable).with_name("etcdref")
+    if script.exists():
+        return [str(script), "node"]
+    return [sys.executable, "-m", "impl.cli", "node"]
 
 
 @dataclass
@@ -88,11 +107,14 @@ class Member:
 
 @dataclass
 class LaunchedCluster:
-    """A real etcd cluster on loopback. Use as a context manager, or call start and stop."""
+    """An etcd (or etcdref) cluster on loopback. Use as a context manager, or call start and
+    stop. `executable` is the etcd binary (only for `server="etcd"`); `extra_flags` default
+    to the server's own (`DEFAULT_FLAGS` for etcd, none for etcdref)."""
 
     size: int = 1
     executable: str = "etcd"
-    extra_flags: tuple[str, ...] = DEFAULT_FLAGS
+    extra_flags: tuple[str, ...] | None = None
+    server: Server = "etcd"
     keep_data: bool = False
     # Put a PeerProxy in front of every member's peer listener (for network faults).
     peer_proxies: bool = False
@@ -103,7 +125,11 @@ class LaunchedCluster:
     def __post_init__(self) -> None:
         if self.size not in (1, 3, 5):
             raise ValueError(f"cluster size must be 1, 3 or 5, not {self.size}")
-        if shutil.which(self.executable) is None:
+        if self.server not in ("etcd", "etcdref"):
+            raise ValueError(f"server must be etcd or etcdref, not {self.server!r}")
+        if self.extra_flags is None:
+            self.extra_flags = DEFAULT_FLAGS if self.server == "etcd" else ETCDREF_FLAGS
+        if self.server == "etcd" and shutil.which(self.executable) is None:
             raise LaunchFailed(f"{self.executable!r} is not on PATH")
 
     @property
@@ -128,7 +154,7 @@ class LaunchedCluster:
                     if self.peer_proxies
                     else ports[3 * index + 1],
                     data_directory=self.root / name / "data",
-                    log_path=self.root / name / "etcd.log",
+                    log_path=self.root / name / f"{self.server}.log",
                 )
             )
         self.token = token
@@ -146,8 +172,9 @@ class LaunchedCluster:
             raise
 
     def command(self, member: Member, initial_state: str) -> list[str]:
+        program = [self.executable] if self.server == "etcd" else etcdref_node_command()
         return [
-            self.executable,
+            *program,
             "--name", member.name,
             "--data-dir", str(member.data_directory),
             "--listen-client-urls", member.client_url,
@@ -157,7 +184,7 @@ class LaunchedCluster:
             "--initial-cluster", self.initial_cluster(),
             "--initial-cluster-state", initial_state,
             "--initial-cluster-token", self.token,
-            *self.extra_flags,
+            *(self.extra_flags or ()),
         ]  # fmt: skip
 
     def spawn(self, member: Member, initial_state: str) -> None:
@@ -169,11 +196,16 @@ class LaunchedCluster:
             stdout=member.log_file,
             stderr=subprocess.STDOUT,
             start_new_session=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
         )
         member.paused = False
 
     def wait_until_ready(self, timeout_seconds: float, members: list[Member] | None = None) -> None:
-        """Wait until every member answers Status and names a leader."""
+        """Wait until every member answers Status, names a leader, and lists its own client
+        URLs in MemberList. Real etcd serves no client before its client URLs are published
+        through Raft (etcd `ReadyNotify`), so for etcd the last condition always holds once it
+        answers; etcdref answers earlier (a gap shown by tests/conformance/test_etcdref.py),
+        and waiting for it here keeps that race out of the cluster check."""
         deadline = time.monotonic() + timeout_seconds
         for member in members or self.members:
             with EtcdClient(member.endpoint, timeout_seconds=1.0) as client:
@@ -184,7 +216,10 @@ class LaunchedCluster:
                             f"{member.log_tail()}"
                         )
                     try:
-                        if client.status().leader != 0:
+                        if client.status().leader != 0 and any(
+                            listed.name == member.name and listed.clientURLs
+                            for listed in client.member_list().members
+                        ):
                             break
                     except RequestFailed:
                         pass

@@ -69,12 +69,6 @@ def test_faults_need_a_launched_cluster(capsys: pytest.CaptureFixture[str]) -> N
     assert "--faults needs --launch" in output
 
 
-def test_launch_etcdref_is_refused_until_the_node_exists(capsys: pytest.CaptureFixture[str]) -> None:
-    code, output, _ = run_command(["--launch", "etcdref"], capsys)
-    assert code == 2
-    assert "issue 6" in output
-
-
 @pytest.mark.etcd
 def test_launched_etcd_passes_and_leaves_a_report(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -104,7 +98,10 @@ def test_target_that_dies_gives_an_error_result_not_a_traceback() -> None:
     cluster = LaunchedCluster(size=1)
     cluster.start()
     context = CheckContext(
-        endpoints=cluster.endpoints, prefix=b"/dies/", workload=WorkloadSettings(), server_version=""
+        endpoints=cluster.endpoints,
+        prefix=b"/dies/",
+        workload=WorkloadSettings(),
+        server_version="",
     )
     cluster.stop()
     started = time.monotonic()
