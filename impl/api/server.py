@@ -9,6 +9,7 @@ request that gets no answer within etcd's request timeout (5 s + 2 election time
 
 from __future__ import annotations
 
+import logging
 import queue
 import threading
 import time
@@ -26,7 +27,10 @@ from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
 from impl.api import convert
 from impl.api.alarm import AlarmAction, AlarmRequest, AlarmResponse, AlarmType
 from impl.api.convert import ReplicatedRequest
+from impl.api.front import ClientFront
+from impl.api.gateway import Gateway
 from impl.api.maintenance import backend_hash, copy_keyspace, snapshot_chunks
+from impl.api.metrics import NodeMetrics
 from impl.backend.hash import KeyspaceHash, hash_keyspace
 from impl.node.node import Node
 from spec import constants, lease, watch
@@ -34,6 +38,7 @@ from spec.errors import EtcdError
 from spec.mvcc import RangeRequest, ResponseHeader, Revision, validate_request
 
 SERVER_VERSION = "3.4.23"
+INTERNAL_GRPC_HOST = "127.0.0.1"  # the gRPC server's own port, reached through the front
 T = TypeVar("T")
 
 
@@ -187,6 +192,12 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             channel = self._channels[address] = grpc.insecure_channel(address)
         return rpc_pb2_grpc.LeaseStub(channel)
 
+    def _own_header(self, header: rpc_pb2.ResponseHeader) -> None:
+        """A forwarded answer carries this member's header, as in etcd (whose leader answers a
+        forwarded lease request with an empty header that the follower fills)."""
+        header.Clear()
+        self.handlers.fill(header)
+
     def LeaseGrant(
         self, request: rpc_pb2.LeaseGrantRequest, context: grpc.ServicerContext
     ) -> rpc_pb2.LeaseGrantResponse:
@@ -216,9 +227,11 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         for request in requests:
             stub = self._leader_stub(context)
             if stub is not None:
-                yield from stub.LeaseKeepAlive(
+                for answer in stub.LeaseKeepAlive(
                     iter([request]), timeout=self.handlers.request_timeout_seconds
-                )
+                ):
+                    self._own_header(answer.header)
+                    yield answer
                 continue
             spec_request = lease.LeaseKeepAliveRequest(ID=request.ID)  # type: ignore[arg-type]
             keep = partial(_keep_alive, self.handlers.node, spec_request)
@@ -235,6 +248,7 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
             forwarded: rpc_pb2.LeaseTimeToLiveResponse = stub.LeaseTimeToLive(
                 request, timeout=self.handlers.request_timeout_seconds
             )
+            self._own_header(forwarded.header)
             return forwarded
         node = self.handlers.node
         spec_request = lease.LeaseTimeToLiveRequest(ID=request.ID, keys=request.keys)  # type: ignore[arg-type]
@@ -517,8 +531,37 @@ class HealthService(health_pb2_grpc.HealthServicer):
         _unimplemented(context)
 
 
-def serve(node: Node, listen_addresses: list[str]) -> grpc.Server:
-    """Start a gRPC server for `node` on each `host:port`; raises OSError when a port is taken."""
+class ClientServer:
+    """What `serve` started: the gRPC server on an internal loopback port, and the front on the
+    client addresses that relays gRPC to it and answers HTTP/1.1 with the JSON gateway."""
+
+    def __init__(
+        self, grpc_server: grpc.Server, front: ClientFront, gateway: Gateway, grpc_port: int
+    ) -> None:
+        self.grpc_server = grpc_server
+        self.front = front
+        self.gateway = gateway
+        self.grpc_port = grpc_port
+
+    def stop(self, grace: float | None) -> threading.Event:
+        self.front.stop()
+        self.gateway.close()
+        return self.grpc_server.stop(grace)
+
+
+def split_host_port(address: str) -> tuple[str, int]:
+    """`host:port` (IPv6 hosts in brackets) as a pair; ValueError when it is not one."""
+    host, _, port = address.rpartition(":")
+    return host.strip("[]") or "0.0.0.0", int(port)
+
+
+def serve(node: Node, listen_addresses: list[str]) -> ClientServer:
+    """Serve `node`'s clients on each `host:port`: gRPC and the JSON gateway on the same port,
+    as etcd does (impl/api/front.py); raises OSError when a port is taken."""
+    try:
+        addresses = [split_host_port(address) for address in listen_addresses]
+    except ValueError:
+        raise OSError(f"cannot listen for clients on {listen_addresses}: not host:port") from None
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
         options=grpc_options(node.config.max_request_bytes),
@@ -530,12 +573,24 @@ def serve(node: Node, listen_addresses: list[str]) -> grpc.Server:
     rpc_pb2_grpc.add_MaintenanceServicer_to_server(MaintenanceService(handlers), server)
     rpc_pb2_grpc.add_ClusterServicer_to_server(ClusterService(handlers), server)
     health_pb2_grpc.add_HealthServicer_to_server(HealthService(node), server)
-    for address in listen_addresses:
-        try:
-            port = server.add_insecure_port(address)
-        except RuntimeError as error:
-            raise OSError(f"cannot listen for clients on {address}: {error}") from None
-        if port == 0:
-            raise OSError(f"cannot listen for clients on {address}")
+    try:
+        grpc_port = server.add_insecure_port(f"{INTERNAL_GRPC_HOST}:0")
+    except RuntimeError as error:
+        raise OSError(f"cannot listen for gRPC on {INTERNAL_GRPC_HOST}: {error}") from None
     server.start()
-    return server
+    metrics = NodeMetrics(node)
+    metrics.instrument()
+    gateway = Gateway(node, f"{INTERNAL_GRPC_HOST}:{grpc_port}", metrics)
+    front = ClientFront(addresses, (INTERNAL_GRPC_HOST, grpc_port), gateway.handle)
+    try:
+        front.start()
+    except OSError as error:
+        gateway.close()
+        server.stop(None)
+        raise OSError(
+            f"cannot listen for clients on {','.join(listen_addresses)}: {error}"
+        ) from None
+    logging.getLogger("etcdref.api").info(
+        "gRPC served on internal port %s:%d behind the client port", INTERNAL_GRPC_HOST, grpc_port
+    )
+    return ClientServer(server, front, gateway, grpc_port)
