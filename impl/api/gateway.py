@@ -506,20 +506,23 @@ class Gateway:
             await self._respond(writer, 200, text, self.metrics.content_type)
         else:
             excluded = set(request.query.get("exclude", []))
+            serializable = request.query.get("serializable", ["false"])[-1] == "true"
             loop = asyncio.get_running_loop()
-            healthy = await loop.run_in_executor(self.executor, lambda: self.healthy(excluded))
+            healthy = await loop.run_in_executor(
+                self.executor, lambda: self.healthy(excluded, serializable)
+            )
             body = dumps({"health": "true" if healthy else "false"})
             await self._respond(writer, 200 if healthy else 503, body, "text/plain; charset=utf-8")
 
-    def healthy(self, excluded_alarms: set[str]) -> bool:
-        """etcd 3.4 checkHealth: no alarm (but the excluded ones), a leader, and a read through
-        Raft within a second."""
+    def healthy(self, excluded_alarms: set[str], serializable: bool = False) -> bool:
+        """etcd 3.4 checkHealth: no alarm (but the excluded ones), a leader, and a read within a
+        second: linearizable (through Raft), or from this member with `?serializable=true`."""
         node = self.node
         if any(member.alarm.name not in excluded_alarms for member in node.alarms.active):
             return False
         if node.leader is None:
             return False
-        future = node.read(RangeRequest(key=b"health"))
+        future = node.read(RangeRequest(key=b"health", serializable=serializable))
         try:
             result = future.result(timeout=HEALTH_TIMEOUT_SECONDS)
         except Exception:

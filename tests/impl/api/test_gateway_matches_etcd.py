@@ -77,6 +77,8 @@ REQUESTS: list[tuple[str, str, str]] = [
     ("POST", "/v3/cluster/member/list", "{}"),
     ("GET", "/version", ""),
     ("GET", "/health", ""),
+    ("GET", "/health?serializable=true", ""),
+    ("GET", "/health?exclude=NOSPACE", ""),
     ("GET", "/v3/kv/range", ""),
     ("POST", "/v3/no/such/path", "{}"),
     ("POST", "/v3/kv/range", ""),
@@ -188,13 +190,19 @@ def watch_lines(endpoint: str, body: str, line_count: int, writes: list[list[str
         connection.close()
 
 
+def stream_to_end(endpoint: str, path: str, body: str) -> list[str]:
+    """Every line of a response read to its end (a stream ends once the request side is done)."""
+    status, _, data = request(endpoint, "POST", path, body)
+    return [f"{path} {status}", *data.decode().splitlines()]
+
+
 def watch_script(endpoints: list[str]) -> list[str]:
     """Live events with previous values, history from a revision, and a progress request (kept
     apart: etcd sends history from its background sync, so its order against a progress answer
     depends on timing)."""
     endpoints = follower_first(endpoints)
     ids = member_ids(endpoints)
-    etcdctl(endpoints, "put", "w", "0")
+    etcdctl(endpoints[:1], "put", "w", "0")  # answered once applied where the watch is made
     transcript = watch_lines(
         endpoints[0],
         '{"create_request":{"key":"dw==","range_end":"eA==","prev_kv":true}}',
@@ -210,6 +218,8 @@ def watch_script(endpoints: list[str]) -> list[str]:
     transcript += watch_lines(
         endpoints[2], '{"create_request":{"key":"dw=="}} {"progress_request":{}}', 2, []
     )
+    transcript += stream_to_end(endpoints[0], "/v3/lease/grant", '{"TTL":"30","ID":"777"}')
+    transcript += stream_to_end(endpoints[0], "/v3/lease/keepalive", '{"ID":"777"} {"ID":"778"}')
     return [normalize(line, endpoints, ids) for line in transcript]
 
 
@@ -265,7 +275,9 @@ def test_watch_streams_what_etcd_streams(
     (_, ours), (_, etcd) = transcripts
     assert ours == etcd
     assert '"events":[{"type":"DELETE"' in ours[3], "a delete event names its type"
-    assert '"watch_id":"-1"' in ours[-1], "a progress response has watch id -1"
+    assert any('"watch_id":"-1"' in line for line in ours), "a progress response has watch id -1"
+    assert ours[-1].endswith('"ID":"778"}}'), "keep-alive of an unknown lease: TTL 0, left out"
+    assert '"TTL":"30"' in ours[-2], "keep-alive answers with the granted TTL"
 
 
 def test_the_script_reaches_values_errors_and_streams(
