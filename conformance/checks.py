@@ -188,7 +188,22 @@ def run_api_semantics_check(context: CheckContext) -> Violations:
             client, context.prefix + b"api/", context.workload.seed, context.semantics_steps
         )
     context.artifacts["api semantics"] = result
-    return {"responses equal the model's": result.violations()}
+    return {
+        "responses equal the model's": result.violations(),
+        "delete at the compaction revision": result.compacted_delete_dropped,
+    }
+
+
+def api_semantics_known_deviations(context: CheckContext) -> dict[str, str]:
+    """etcd#18089: compaction removed the tombstones of its own revision, so a watch from that
+    revision missed their DELETE events; fixed in etcd 3.4.34 and 3.5.16 (2024)."""
+    version = tuple(int(part) for part in context.server_version.split(".")[:3] if part.isdigit())
+    if (3, 4) <= version < (3, 4, 34) or (3, 5) <= version < (3, 5, 16):
+        return {
+            "delete at the compaction revision": "etcd#18089: a watch from the compaction "
+            "revision misses that revision's DELETE events (fixed in 3.4.34 and 3.5.16)"
+        }
+    return {}
 
 
 def run_kubernetes_check(context: CheckContext) -> Violations:
@@ -275,7 +290,10 @@ CHECKS = {
         Check("lease", "lease grant, keep-alive, revoke, expiry", run_lease_check),
         Check("kubernetes", "the request shapes kube-apiserver uses", run_kubernetes_check),
         Check(
-            "api semantics", "KV responses and errors equal the model's", run_api_semantics_check
+            "api semantics",
+            "KV, lease and watch answers equal the model's and the spec's",
+            run_api_semantics_check,
+            api_semantics_known_deviations,
         ),
         Check(
             "hash agreement", "members agree on the keyspace and HashKV", run_hash_agreement_check

@@ -7,14 +7,33 @@ ignore_lease and an unknown lease; deletes of keys and ranges with prev_kv; txns
 compare target and result, both branches, nested txns, duplicate keys; compaction; and the
 request errors (empty key, value with ignore_value). Ranges never leave the prefix, so other
 keys on the server do not show.
+
+With `leases_and_watches` the stream also holds lease and watch requests (L-1 .. L-5, W-8 ..
+W-10): grants with a given id and a long TTL (10 minutes to an hour, so nothing expires during
+a run), a TTL above etcd's maximum, an id already granted, revoke of a live and of an unknown
+lease, time-to-live with and without keys and of an unknown lease, the list of leases,
+keep-alive, puts (also inside txns) attached to a live or a revoked lease, lease compares; and
+watches of a key or range from a past, the current, the next or a compacted revision, with
+filters and prev_kv. Lease ids are `lease_id_base + n`: a run picks a base of its own, so its
+grants meet no lease already on the server. Without the flag the random stream is exactly the
+KV-only one (the committed `kv-seed-*` vectors).
 """
 
 from __future__ import annotations
 
 import random
+from collections.abc import Sequence
 
 import attrs
 
+from conformance.api_semantics.oracle import ApiRequest, LeaseLeasesRequest, LeaseRequest
+from spec import constants
+from spec.lease import (
+    LeaseGrantRequest,
+    LeaseKeepAliveRequest,
+    LeaseRevokeRequest,
+    LeaseTimeToLiveRequest,
+)
 from spec.mvcc import (
     CompactionRequest,
     Compare,
@@ -32,18 +51,31 @@ from spec.mvcc import (
     SortTarget,
     TxnRequest,
 )
+from spec.watch import FilterType, WatchCreateRequest
 
 UNKNOWN_LEASE = LeaseId(0x6E6F_6C65_6173_65)
 KEY_COUNT = 6
+LEASE_ID_BASE_DEFAULT = 0x7665_6300_0000  # the committed vectors' lease ids follow this
+LEASE_TTL_CHOICES_SECONDS = (600, 900, 1800, 3600)
 
 
 class RequestGenerator:
-    def __init__(self, seed: int, prefix: bytes) -> None:
+    def __init__(
+        self,
+        seed: int,
+        prefix: bytes,
+        leases_and_watches: bool = False,
+        lease_id_base: int = LEASE_ID_BASE_DEFAULT,
+    ) -> None:
         self.draw = random.Random(seed)
         self.prefix = prefix
         self.keys = [prefix + f"k{index}".encode() for index in range(KEY_COUNT)]
         self.prefix_end = prefix[:-1] + bytes([prefix[-1] + 1])
         self.values = 0
+        self.leases_and_watches = leases_and_watches
+        self.lease_id_base = lease_id_base
+        self.lease_ids_issued: list[LeaseId] = []
+        self.live_leases: Sequence[LeaseId] = ()
 
     def key(self) -> bytes:
         return self.draw.choice(self.keys)
@@ -98,6 +130,8 @@ class RequestGenerator:
             return PutRequest(key=self.key(), value=self.value(), lease=UNKNOWN_LEASE)
         if choice < 0.21:
             return PutRequest(key=b"", value=self.value())  # key is not provided
+        if self.leases_and_watches and self.lease_ids_issued and draw.random() < 0.3:
+            return PutRequest(key=self.key(), value=self.value(), lease=self.lease_to_use())
         return PutRequest(key=self.key(), value=self.value(), prev_kv=draw.random() < 0.4)
 
     def delete_request(self) -> DeleteRangeRequest:
@@ -123,7 +157,8 @@ class RequestGenerator:
             case CompareTarget.VALUE:
                 return attrs.evolve(compare, value=draw.choice([b"", b"v1", b"value-3"]))
             case CompareTarget.LEASE:
-                return attrs.evolve(compare, lease=LeaseId(0))
+                lease = self.lease_to_use() if self.leases_and_watches else LeaseId(0)
+                return attrs.evolve(compare, lease=lease)
         raise AssertionError(target)
 
     def operation(self, current: int, depth: int) -> RequestOp:
@@ -146,8 +181,20 @@ class RequestGenerator:
             failure=tuple(self.operation(current, depth) for _ in range(draw.randint(0, 2))),
         )
 
-    def request(self, current: int, compacted: int) -> KeyValueRequest:
-        """The next request, given the model's current and compacted revisions."""
+    def request(
+        self, current: int, compacted: int, live_leases: Sequence[LeaseId] = ()
+    ) -> ApiRequest:
+        """The next request, given the model's current and compacted revisions and live leases."""
+        self.live_leases = live_leases
+        if self.leases_and_watches:
+            choice = self.draw.random()
+            if choice < 0.14:
+                return self.lease_request()
+            if choice < 0.2:
+                return self.watch_request(current, compacted)
+        return self.key_value_request(current, compacted)
+
+    def key_value_request(self, current: int, compacted: int) -> KeyValueRequest:
         choice = self.draw.random()
         if choice < 0.3:
             return self.range_request(current)
@@ -160,4 +207,66 @@ class RequestGenerator:
         low = max(1, compacted)
         return CompactionRequest(
             revision=Revision(self.draw.randint(low, current + 1)), physical=True
+        )
+
+    # --- Leases ---------------------------------------------------------------------------------
+    def dead_lease(self) -> LeaseId:
+        """An id that is not granted: revoked, refused, or never used."""
+        dead = [lease for lease in self.lease_ids_issued if lease not in self.live_leases]
+        return self.draw.choice(dead) if dead and self.draw.random() < 0.7 else UNKNOWN_LEASE
+
+    def lease_to_use(self) -> LeaseId:
+        """Mostly a live lease (or none), sometimes one that is not granted (an error)."""
+        choice = self.draw.random()
+        if self.live_leases and choice < 0.75:
+            return self.draw.choice(self.live_leases)
+        return LeaseId(0) if choice < 0.85 else self.dead_lease()
+
+    def new_lease_id(self) -> LeaseId:
+        lease = LeaseId(self.lease_id_base + len(self.lease_ids_issued) + 1)
+        self.lease_ids_issued.append(lease)
+        return lease
+
+    def lease_request(self) -> LeaseRequest:
+        draw = self.draw
+        live = self.live_leases
+        choice = draw.random()
+        if choice < 0.3 or not live:
+            ttl = draw.choice(LEASE_TTL_CHOICES_SECONDS)
+            if draw.random() < 0.07:
+                ttl = constants.lease_ttl_seconds_max + 1  # too large lease TTL
+            revoked = [lease for lease in self.lease_ids_issued if lease not in live]
+            if revoked and draw.random() < 0.1:
+                return LeaseGrantRequest(TTL=ttl, ID=draw.choice(revoked))  # an id may return
+            return LeaseGrantRequest(TTL=ttl, ID=self.new_lease_id())
+        if choice < 0.36:
+            return LeaseGrantRequest(TTL=600, ID=draw.choice(live))  # lease already exists
+        if choice < 0.5:
+            return LeaseRevokeRequest(ID=draw.choice(live))
+        if choice < 0.55:
+            return LeaseRevokeRequest(ID=self.dead_lease())
+        if choice < 0.72:
+            return LeaseTimeToLiveRequest(ID=draw.choice(live), keys=draw.random() < 0.6)
+        if choice < 0.76:
+            return LeaseTimeToLiveRequest(ID=self.dead_lease(), keys=draw.random() < 0.5)
+        if choice < 0.88:
+            return LeaseLeasesRequest()
+        lease = draw.choice(live) if draw.random() < 0.8 else self.dead_lease()
+        return LeaseKeepAliveRequest(ID=lease)
+
+    # --- Watches --------------------------------------------------------------------------------
+    def watch_request(self, current: int, compacted: int) -> WatchCreateRequest:
+        draw = self.draw
+        key, range_end = self.key_range()
+        low = max(1, compacted)
+        start = draw.choice(
+            [1, max(1, low - 1), low, draw.randint(low, max(low, current)), current, current + 1]
+        )
+        filters = draw.choice([(), (), (FilterType.NOPUT,), (FilterType.NODELETE,)])
+        return WatchCreateRequest(
+            key=key,
+            range_end=range_end,
+            start_revision=Revision(start),
+            filters=filters,
+            prev_kv=draw.random() < 0.5,
         )

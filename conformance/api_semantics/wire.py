@@ -3,15 +3,26 @@
 The model starts at revision 1 with an empty store; the target may already be at revision R0
 (other keys exist outside the run's prefix). Every revision crossing the wire is shifted by
 `offset = R0 - 1`: model revision m is server revision m + offset. Zero and negative values
-mean "none" or "latest" in etcd and are not shifted.
+mean "none" or "latest" in etcd and are not shifted. Lease ids are not revisions and cross
+unchanged.
 """
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 
 from etcdpb.etcdserverpb import rpc_pb2
 from etcdpb.mvccpb import kv_pb2
+from spec.lease import (
+    LeaseGrantRequest,
+    LeaseGrantResponse,
+    LeaseKeepAliveResponse,
+    LeaseLeasesResponse,
+    LeaseRevokeResponse,
+    LeaseStatus,
+    LeaseTimeToLiveResponse,
+)
 from spec.mvcc import (
     CompactionRequest,
     CompactionResponse,
@@ -20,6 +31,8 @@ from spec.mvcc import (
     DeleteRangeRequest,
     DeleteRangeResponse,
     EmptyRequestOp,
+    Event,
+    EventType,
     KeyValue,
     LeaseId,
     PutRequest,
@@ -33,6 +46,7 @@ from spec.mvcc import (
     TxnRequest,
     TxnResponse,
 )
+from spec.watch import WatchCreateRequest, WatchResponse
 
 
 @dataclass(frozen=True)
@@ -123,6 +137,21 @@ class RevisionShift:
             revision=self.to_server(request.revision), physical=request.physical
         )
 
+    def lease_grant_request(self, request: LeaseGrantRequest) -> rpc_pb2.LeaseGrantRequest:
+        return rpc_pb2.LeaseGrantRequest(TTL=request.TTL, ID=request.ID)
+
+    def watch_create_request(self, request: WatchCreateRequest) -> rpc_pb2.WatchCreateRequest:
+        return rpc_pb2.WatchCreateRequest(
+            key=request.key,
+            range_end=request.range_end,
+            start_revision=self.to_server(request.start_revision),
+            progress_notify=request.progress_notify,
+            filters=[int(kind) for kind in request.filters],  # type: ignore[misc]
+            prev_kv=request.prev_kv,
+            watch_id=request.watch_id,
+            fragment=request.fragment,
+        )
+
     # --- Responses: wire -> model ------------------------------------------------------------
     def header(self, message: rpc_pb2.ResponseHeader) -> ResponseHeader:
         """Only the revision: cluster_id, member_id and raft_term are the server's business."""
@@ -178,3 +207,65 @@ class RevisionShift:
 
     def compaction_response(self, message: rpc_pb2.CompactionResponse) -> CompactionResponse:
         return CompactionResponse(header=self.header(message.header))
+
+    # --- Lease responses ---------------------------------------------------------------------
+    def lease_grant_response(self, message: rpc_pb2.LeaseGrantResponse) -> LeaseGrantResponse:
+        return LeaseGrantResponse(
+            header=self.header(message.header),
+            ID=LeaseId(message.ID),
+            TTL=message.TTL,
+            error=message.error,
+        )
+
+    def lease_revoke_response(self, message: rpc_pb2.LeaseRevokeResponse) -> LeaseRevokeResponse:
+        return LeaseRevokeResponse(header=self.header(message.header))
+
+    def lease_keep_alive_response(
+        self, message: rpc_pb2.LeaseKeepAliveResponse
+    ) -> LeaseKeepAliveResponse:
+        return LeaseKeepAliveResponse(
+            header=self.header(message.header), ID=LeaseId(message.ID), TTL=message.TTL
+        )
+
+    def lease_time_to_live_response(
+        self, message: rpc_pb2.LeaseTimeToLiveResponse
+    ) -> LeaseTimeToLiveResponse:
+        """Keys in key order: etcd lists them in Go map order, so they compare as a set."""
+        return LeaseTimeToLiveResponse(
+            header=self.header(message.header),
+            ID=LeaseId(message.ID),
+            TTL=message.TTL,
+            grantedTTL=message.grantedTTL,
+            keys=tuple(sorted(message.keys)),
+        )
+
+    def lease_leases_response(
+        self, message: rpc_pb2.LeaseLeasesResponse, ours: Collection[int]
+    ) -> LeaseLeasesResponse:
+        """Only the leases in `ours` (the run's ids), by id: etcd orders them by expiry on the
+        leader and arbitrarily on a follower, and other leases on the server are not the run's."""
+        return LeaseLeasesResponse(
+            header=self.header(message.header),
+            leases=tuple(
+                LeaseStatus(LeaseId(lease.ID))
+                for lease in sorted(message.leases, key=lambda lease: lease.ID)
+                if lease.ID in ours
+            ),
+        )
+
+    # --- Watch responses ---------------------------------------------------------------------
+    def event(self, message: kv_pb2.Event) -> Event:
+        previous = self.key_value(message.prev_kv) if message.HasField("prev_kv") else None
+        return Event(EventType(message.type), self.key_value(message.kv), previous)
+
+    def watch_response(self, message: rpc_pb2.WatchResponse) -> WatchResponse:
+        return WatchResponse(
+            header=self.header(message.header),
+            watch_id=message.watch_id,
+            created=message.created,
+            canceled=message.canceled,
+            compact_revision=self.to_model(message.compact_revision),
+            cancel_reason=message.cancel_reason,
+            fragment=message.fragment,
+            events=tuple(self.event(event) for event in message.events),
+        )

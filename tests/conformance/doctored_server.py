@@ -12,7 +12,12 @@ Used to show that the suite catches a broken server and names the right check:
   asked for (no multi-version reads);
 * `acknowledge_revoke_only`: LeaseRevoke answers success without revoking anything;
 * `serve_leases`: when false, the Lease service is not registered, so every lease RPC is
-  answered Unimplemented (a server without leases).
+  answered Unimplemented (a server without leases);
+* `rewrite_granted_ttl`: LeaseTimeToLive reports the granted TTL one second too long;
+* `shorten_remaining_ttl_seconds`: LeaseTimeToLive reports that many seconds less remaining
+  (a lease that runs down too fast);
+* `hide_first_lease`: LeaseLeases leaves out the lease with the lowest id;
+* `drop_watch_prev_kv`: watch events arrive without their prev_kv.
 """
 
 from __future__ import annotations
@@ -44,6 +49,10 @@ class Breakage:
     ignore_range_revision: bool = False
     acknowledge_revoke_only: bool = False
     serve_leases: bool = True
+    rewrite_granted_ttl: bool = False
+    shorten_remaining_ttl_seconds: int = 0
+    hide_first_lease: bool = False
+    drop_watch_prev_kv: bool = False
 
 
 class ForwardingKV(rpc_pb2_grpc.KVServicer):
@@ -65,22 +74,35 @@ class ForwardingKV(rpc_pb2_grpc.KVServicer):
     def Put(self, request: rpc_pb2.PutRequest, context: Any) -> rpc_pb2.PutResponse:
         with self.lock:
             self.puts += 1
-            drop = self.breakage.drop_every_nth_put and self.puts % self.breakage.drop_every_nth_put == 0
+            drop = (
+                self.breakage.drop_every_nth_put
+                and self.puts % self.breakage.drop_every_nth_put == 0
+            )
         if drop:
-            current = self.target.Range(rpc_pb2.RangeRequest(key=b"\x00", count_only=True), timeout=5)
-            return rpc_pb2.PutResponse(header=rpc_pb2.ResponseHeader(revision=current.header.revision + 1))
+            current = self.target.Range(
+                rpc_pb2.RangeRequest(key=b"\x00", count_only=True), timeout=5
+            )
+            return rpc_pb2.PutResponse(
+                header=rpc_pb2.ResponseHeader(revision=current.header.revision + 1)
+            )
         response: rpc_pb2.PutResponse = forward(self.target.Put, request, context, 5)
         return response
 
-    def DeleteRange(self, request: rpc_pb2.DeleteRangeRequest, context: Any) -> rpc_pb2.DeleteRangeResponse:
-        response: rpc_pb2.DeleteRangeResponse = forward(self.target.DeleteRange, request, context, 5)
+    def DeleteRange(
+        self, request: rpc_pb2.DeleteRangeRequest, context: Any
+    ) -> rpc_pb2.DeleteRangeResponse:
+        response: rpc_pb2.DeleteRangeResponse = forward(
+            self.target.DeleteRange, request, context, 5
+        )
         return response
 
     def Txn(self, request: rpc_pb2.TxnRequest, context: Any) -> rpc_pb2.TxnResponse:
         response: rpc_pb2.TxnResponse = forward(self.target.Txn, request, context, 5)
         return response
 
-    def Compact(self, request: rpc_pb2.CompactionRequest, context: Any) -> rpc_pb2.CompactionResponse:
+    def Compact(
+        self, request: rpc_pb2.CompactionRequest, context: Any
+    ) -> rpc_pb2.CompactionResponse:
         response: rpc_pb2.CompactionResponse = forward(self.target.Compact, request, context, 10)
         return response
 
@@ -90,7 +112,9 @@ class ForwardingWatch(rpc_pb2_grpc.WatchServicer):
         self.target = target
         self.breakage = breakage
 
-    def Watch(self, request_iterator: Iterator[rpc_pb2.WatchRequest], context: Any) -> Iterator[rpc_pb2.WatchResponse]:
+    def Watch(
+        self, request_iterator: Iterator[rpc_pb2.WatchRequest], context: Any
+    ) -> Iterator[rpc_pb2.WatchResponse]:
         responses = self.target.Watch(request_iterator)
         context.add_callback(responses.cancel)
         for response in responses:
@@ -98,6 +122,9 @@ class ForwardingWatch(rpc_pb2_grpc.WatchServicer):
                 events = list(response.events)[::-1]
                 del response.events[:]
                 response.events.extend(events)
+            if self.breakage.drop_watch_prev_kv:
+                for event in response.events:
+                    event.ClearField("prev_kv")
             yield response
 
 
@@ -115,10 +142,19 @@ class ForwardingLease(rpc_pb2_grpc.LeaseServicer):
         return forward(self.target.LeaseRevoke, request, context, 5)
 
     def LeaseTimeToLive(self, request: Any, context: Any) -> Any:
-        return forward(self.target.LeaseTimeToLive, request, context, 5)
+        response = forward(self.target.LeaseTimeToLive, request, context, 5)
+        if response.TTL > 0:
+            response.grantedTTL += int(self.breakage.rewrite_granted_ttl)
+            response.TTL -= self.breakage.shorten_remaining_ttl_seconds
+        return response
 
     def LeaseLeases(self, request: Any, context: Any) -> Any:
-        return forward(self.target.LeaseLeases, request, context, 5)
+        response = forward(self.target.LeaseLeases, request, context, 5)
+        if self.breakage.hide_first_lease and response.leases:
+            kept = sorted(response.leases, key=lambda lease: lease.ID)[1:]
+            del response.leases[:]
+            response.leases.extend(kept)
+        return response
 
     def LeaseKeepAlive(self, request_iterator: Any, context: Any) -> Any:
         responses = self.target.LeaseKeepAlive(request_iterator)
@@ -151,12 +187,16 @@ class DoctoredServer:
     def __init__(self, etcd_endpoint: str, breakage: Breakage) -> None:
         self.channel = grpc.insecure_channel(etcd_endpoint)
         self.server = grpc.server(futures.ThreadPoolExecutor(max_workers=32))
-        rpc_pb2_grpc.add_KVServicer_to_server(ForwardingKV(rpc_pb2_grpc.KVStub(self.channel), breakage), self.server)
+        rpc_pb2_grpc.add_KVServicer_to_server(
+            ForwardingKV(rpc_pb2_grpc.KVStub(self.channel), breakage), self.server
+        )
         rpc_pb2_grpc.add_WatchServicer_to_server(
             ForwardingWatch(rpc_pb2_grpc.WatchStub(self.channel), breakage), self.server
         )
         if breakage.serve_leases:
-            rpc_pb2_grpc.add_LeaseServicer_to_server(ForwardingLease(rpc_pb2_grpc.LeaseStub(self.channel), breakage), self.server)
+            rpc_pb2_grpc.add_LeaseServicer_to_server(
+                ForwardingLease(rpc_pb2_grpc.LeaseStub(self.channel), breakage), self.server
+            )
         rpc_pb2_grpc.add_MaintenanceServicer_to_server(
             # Only Status and HashKV are forwarded; grpcio answers the rest Unimplemented.
             ForwardingMaintenance(rpc_pb2_grpc.MaintenanceStub(self.channel)),  # type: ignore[abstract]

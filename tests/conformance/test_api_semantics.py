@@ -44,16 +44,20 @@ def test_real_etcd_answers_like_the_model(
     result = run_semantics_comparison(etcd_client, key_prefix, seed, 300)
     assert result.violations() == []
     assert len(result.steps) == 300
+    assert result.compacted_delete_dropped == []
     write_vectors(tmp_path / "vectors.jsonl", result, seed)
     lines = (tmp_path / "vectors.jsonl").read_text().splitlines()
-    assert json.loads(lines[0])["format"] == "etcdref-kv-vectors/1"
+    assert json.loads(lines[0])["format"] == "etcdref-api-vectors/1"
     assert len(lines) == 301
 
 
 @pytest.mark.etcd
 def test_rewritten_field_is_named(etcd_cluster: LaunchedCluster, key_prefix: bytes) -> None:
     broken = Breakage(rewrite_range_version=True)
-    with DoctoredServer(etcd_cluster.endpoints[0], broken) as server, EtcdClient(server.endpoint) as client:
+    with (
+        DoctoredServer(etcd_cluster.endpoints[0], broken) as server,
+        EtcdClient(server.endpoint) as client,
+    ):
         result: SemanticsResult = run_semantics_comparison(client, key_prefix, 1, 300)
     violations = result.violations()
     assert len(violations) == 1
