@@ -32,6 +32,7 @@ from impl.api.gateway import Gateway
 from impl.api.maintenance import backend_hash, copy_keyspace, snapshot_chunks
 from impl.api.metrics import NodeMetrics
 from impl.backend.hash import KeyspaceHash, hash_keyspace
+from impl.node.membership import Member, MemberRequest, MembershipChanged, valid_peer_urls
 from impl.node.node import Node
 from spec import constants, lease, watch
 from spec.errors import EtcdError
@@ -177,8 +178,8 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         self.handlers = handlers
         self._channels: dict[str, grpc.Channel] = {}
 
-    def _leader_stub(self, context: grpc.ServicerContext) -> rpc_pb2_grpc.LeaseStub | None:
-        """None when this member leads; else a stub for the leader (no leader: the call ends)."""
+    def leader_channel(self, context: grpc.ServicerContext) -> grpc.Channel | None:
+        """None when this member leads; else a channel to the leader (no leader: the call ends)."""
         node = self.handlers.node
         self.handlers.require_leader(context)
         if node.is_leader:
@@ -190,7 +191,11 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         channel = self._channels.get(address)
         if channel is None:
             channel = self._channels[address] = grpc.insecure_channel(address)
-        return rpc_pb2_grpc.LeaseStub(channel)
+        return channel
+
+    def _leader_stub(self, context: grpc.ServicerContext) -> rpc_pb2_grpc.LeaseStub | None:
+        channel = self.leader_channel(context)
+        return None if channel is None else rpc_pb2_grpc.LeaseStub(channel)
 
     def _own_header(self, header: rpc_pb2.ResponseHeader) -> None:
         """A forwarded answer carries this member's header, as in etcd (whose leader answers a
@@ -484,34 +489,98 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
 
 
 class ClusterService(rpc_pb2_grpc.ClusterServicer):
+    """Member changes are decided by the leader, which alone knows how its followers are doing
+    (etcd 3.4 forwards a promote to it for that reason); a follower forwards every change to the
+    leader's client URL. MemberList answers from this member's table, as etcd 3.4 does."""
+
     def __init__(self, handlers: _Handlers) -> None:
         self.handlers = handlers
+        self._lease_service = LeaseService(handlers)  # for its channels to the leader
+
+    def _leader_stub(self, context: grpc.ServicerContext) -> rpc_pb2_grpc.ClusterStub | None:
+        """None when this member leads; else a stub for the leader (no leader: the call ends)."""
+        channel = self._lease_service.leader_channel(context)
+        return None if channel is None else rpc_pb2_grpc.ClusterStub(channel)
+
+    def _forward(self, call: Any, request: Any, context: grpc.ServicerContext) -> Any:
+        try:
+            return call(request, timeout=self.handlers.request_timeout_seconds)
+        except grpc.RpcError as error:
+            context.abort(error.code(), error.details() or "")
+
+    def _change(
+        self, method: str, request: Any, change: MemberRequest, context: grpc.ServicerContext
+    ) -> Any:
+        """The leader makes the change and answers with the members after it (and the member
+        itself, for an add); a follower forwards the call to the leader."""
+        stub = self._leader_stub(context)
+        if stub is not None:
+            return self._forward(getattr(stub, method), request, context)
+        result = self.handlers.wait(self.handlers.node.change_membership(change), context)
+        assert isinstance(result, MembershipChanged)
+        response = getattr(rpc_pb2, f"{method}Response")(
+            header=self.handlers.header_pb(),
+            members=[self._member_out(member) for member in result.members],
+        )
+        if method == "MemberAdd":
+            response.member.CopyFrom(self._member_out(result.member))
+        return response
+
+    @staticmethod
+    def _member_out(member: Member) -> rpc_pb2.Member:
+        return rpc_pb2.Member(
+            ID=member.member_id,
+            name=member.name,
+            peerURLs=list(member.peer_urls),
+            clientURLs=list(member.client_urls),
+            isLearner=member.is_learner,
+        )
 
     def MemberList(
         self, request: rpc_pb2.MemberListRequest, context: grpc.ServicerContext
     ) -> rpc_pb2.MemberListResponse:
-        members = [
-            rpc_pb2.Member(
-                ID=member.member_id,
-                name=member.name,
-                peerURLs=list(member.peer_urls),
-                clientURLs=self.handlers.node.client_urls.get(member.member_id, []),
-            )
-            for member in self.handlers.node.members
-        ]
+        members = [self._member_out(member) for member in self.handlers.node.member_table.members]
         return rpc_pb2.MemberListResponse(header=self.handlers.header_pb(), members=members)
 
-    def MemberAdd(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def MemberAdd(
+        self, request: rpc_pb2.MemberAddRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.MemberAddResponse:
+        peer_urls = tuple(request.peerURLs)
+        if not valid_peer_urls(peer_urls):
+            abort(context, EtcdError.MEMBER_BAD_URLS)
+        change = MemberRequest("add", 0, peer_urls, request.isLearner)
+        response: rpc_pb2.MemberAddResponse = self._change("MemberAdd", request, change, context)
+        return response
 
-    def MemberRemove(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def MemberRemove(
+        self, request: rpc_pb2.MemberRemoveRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.MemberRemoveResponse:
+        change = MemberRequest("remove", request.ID)
+        response: rpc_pb2.MemberRemoveResponse = self._change(
+            "MemberRemove", request, change, context
+        )
+        return response
 
-    def MemberUpdate(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def MemberUpdate(
+        self, request: rpc_pb2.MemberUpdateRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.MemberUpdateResponse:
+        peer_urls = tuple(request.peerURLs)
+        if not valid_peer_urls(peer_urls):
+            abort(context, EtcdError.MEMBER_BAD_URLS)
+        change = MemberRequest("update", request.ID, peer_urls)
+        response: rpc_pb2.MemberUpdateResponse = self._change(
+            "MemberUpdate", request, change, context
+        )
+        return response
 
-    def MemberPromote(self, request: Any, context: grpc.ServicerContext) -> NoReturn:
-        _unimplemented(context)
+    def MemberPromote(
+        self, request: rpc_pb2.MemberPromoteRequest, context: grpc.ServicerContext
+    ) -> rpc_pb2.MemberPromoteResponse:
+        change = MemberRequest("promote", request.ID)
+        response: rpc_pb2.MemberPromoteResponse = self._change(
+            "MemberPromote", request, change, context
+        )
+        return response
 
 
 class HealthService(health_pb2_grpc.HealthServicer):

@@ -5,7 +5,8 @@ three named databases:
 
     key    revision (17 or 18 bytes, see records.py) -> marshalled mvccpb.KeyValue
     lease  lease id (8 bytes)                         -> (id, TTL)
-    meta   format, current_revision, compacted_revision, consistent_index
+    meta   format, current_revision, compacted_revision, consistent_index, and the host's own
+           records under `host/` (the member table: written and committed with the batch)
 
 The key index is not stored: it is rebuilt on open by replaying every record through
 `spec.mvcc.key_index` (as etcd rebuilds its in-memory btree index from the `key` bucket).
@@ -65,6 +66,7 @@ _META_FORMAT = b"format"
 _META_CURRENT = b"current_revision"
 _META_COMPACTED = b"compacted_revision"
 _META_CONSISTENT_INDEX = b"consistent_index"
+_META_HOST_PREFIX = b"host/"
 
 
 class BackendError(Exception):
@@ -94,6 +96,28 @@ class _SortedKeys:
         low = bisect.bisect_left(self._sorted, start)
         high = len(self._sorted) if end is None else bisect.bisect_left(self._sorted, end)
         return self._sorted[low:high]
+
+
+def read_host_records(path: Path, names: list[bytes]) -> dict[bytes, bytes | None]:
+    """The host's records in the keyspace file at `path`, read without writing anything (no
+    lock file either): for checking whose data directory this is before opening it."""
+    if not path.is_file():
+        return dict.fromkeys(names)
+    try:
+        environment = lmdb.open(
+            str(path), subdir=False, readonly=True, lock=False, max_dbs=4, readahead=False
+        )
+    except lmdb.Error as error:
+        raise BackendError(f"{path}: not an etcdref keyspace (LMDB refused it: {error})") from error
+    try:
+        with environment.begin() as transaction:
+            meta = environment.open_db(b"meta", txn=transaction, create=False)
+            found = {name: transaction.get(_META_HOST_PREFIX + name, db=meta) for name in names}
+    except lmdb.Error as error:
+        raise BackendError(f"{path}: damaged keyspace file ({error})") from error
+    finally:
+        environment.close()
+    return {name: None if value is None else bytes(value) for name, value in found.items()}
 
 
 class LmdbKeyspace:
@@ -273,6 +297,18 @@ class LmdbKeyspace:
         """The Raft index of the last entry whose changes are in the file (0 if none)."""
         return self._consistent_index
 
+    def put_host_record(self, name: bytes, value: bytes) -> None:
+        """Write one of the host's records (such as the member table) into the current batch."""
+        self._drop_snapshot()
+        if self._batch is None:
+            self._batch = self._environment.begin(write=True)
+        self._batch.put(_META_HOST_PREFIX + name, value, db=self._databases[b"meta"])
+
+    def host_record(self, name: bytes) -> bytes | None:
+        """One of the host's records, as last written (None if never)."""
+        value = self._reader().get(_META_HOST_PREFIX + name, db=self._databases[b"meta"])
+        return None if value is None else bytes(value)
+
     def close(self) -> None:
         """Commit the open batch and close the file."""
         self.commit()
@@ -300,6 +336,20 @@ class LmdbKeyspace:
         self._environment.close()
         os.replace(temporary, self.path)
         self._environment, self._databases = self._open()
+
+    def copy_to(self, path: Path) -> None:
+        """Write a consistent copy of the keyspace, as of the last commit, to a new file at `path`
+        (LMDB copies from one read transaction; the open batch is committed first)."""
+        self.commit()
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        try:
+            self._environment.copyfd(descriptor)
+            os.fsync(descriptor)
+        except BaseException:
+            os.close(descriptor)
+            path.unlink(missing_ok=True)
+            raise
+        os.close(descriptor)
 
     def size_bytes(self) -> int:
         """The file's size (etcd Status `dbSize`)."""

@@ -17,7 +17,13 @@ from collections.abc import Sequence
 from pathlib import Path
 from types import FrameType
 
-from impl.node.config import ConfigError, NodeConfig, member_id, parse_initial_cluster
+from impl.node.config import (
+    ConfigError,
+    NodeConfig,
+    host_port,
+    member_id,
+    parse_initial_cluster,
+)
 from spec import constants
 
 
@@ -89,6 +95,11 @@ def node_main(argv: Sequence[str]) -> int:
     except ConfigError as error:
         print(f"etcdref node: {error}", file=sys.stderr)
         return 2
+    for url in config.listen_client_urls:
+        problem = _port_taken(url)
+        if problem is not None:  # refused before the data directory is touched
+            print(f"etcdref node: cannot listen for clients on {url}: {problem}", file=sys.stderr)
+            return 1
     node = Node(config)
     stopped = threading.Event()
     node.on_stopped = stopped.set
@@ -119,6 +130,16 @@ def node_main(argv: Sequence[str]) -> int:
     node.stop()
     logging.getLogger("etcdref").info("stopped")
     return 0
+
+
+def _port_taken(url: str) -> str | None:
+    """Why the client URL's address cannot be listened on (None: it can be, right now)."""
+    host, port = host_port(url)
+    try:
+        with socket.create_server((host, port), reuse_port=False):
+            return None
+    except OSError as error:
+        return str(error)
 
 
 # --- etcdref cluster --------------------------------------------------------------------------

@@ -105,6 +105,38 @@ class NodeConfig:
             )
         if self.snapshot_count < 1:
             raise ConfigError("--snapshot-count must be at least 1")
+        if self.snapshot_catch_up_entries < 1:
+            raise ConfigError("--experimental-snapshot-catchup-entries must be at least 1")
+        for flag, urls in (
+            ("--listen-client-urls", self.listen_client_urls),
+            ("--advertise-client-urls", self.advertise_client_urls),
+            ("--listen-peer-urls", self.listen_peer_urls),
+            ("--initial-advertise-peer-urls", self.initial_advertise_peer_urls),
+        ):
+            if not urls:
+                raise ConfigError(f"{flag} must name at least one URL")
+            for url in urls:
+                try:
+                    host_port(url)
+                except ConfigError as error:
+                    raise ConfigError(f"{flag}: {error}") from None
+        shared = {host_port(url) for url in self.listen_client_urls} & {
+            host_port(url) for url in self.listen_peer_urls
+        }
+        if shared:
+            host, port = sorted(shared)[0]
+            raise ConfigError(
+                f"--listen-client-urls and --listen-peer-urls both name {host}:{port}; "
+                "clients and peers need different ports"
+            )
+        owners: dict[str, str] = {}
+        for name, named_urls in self.initial_cluster.items():
+            for url in named_urls:
+                if url in owners and owners[url] != name:
+                    raise ConfigError(
+                        f"--initial-cluster gives peer URL {url} to both {owners[url]} and {name}"
+                    )
+                owners[url] = name
 
     def members(self) -> list[MemberInfo]:
         return [

@@ -18,7 +18,9 @@ Protocol decisions (who leads, what commits, when a read is safe) are the spec's
 from __future__ import annotations
 
 import itertools
+import json
 import logging
+import math
 import os
 import queue
 import threading
@@ -38,17 +40,37 @@ from impl.api.convert import (
     member_attributes_in,
     publish_request_out,
 )
-from impl.backend.keyspace import LmdbKeyspace
+from impl.backend.keyspace import BackendError, LmdbKeyspace, read_host_records
 from impl.node.config import NodeConfig, host_port
+from impl.node.membership import (
+    ClusterInfo,
+    Member,
+    MemberRequest,
+    MembershipChanged,
+    MemberTable,
+    added_member_id,
+    apply_change,
+    change_in,
+    change_out,
+    check_add,
+    check_promote,
+    check_remove,
+    check_update,
+    update_in,
+    update_out,
+    validate_change,
+)
 from impl.snap import ConfState, RaftSnapshot, Snapshotter, persist_snapshot, snapshot_due
 from impl.transport.codec import MESSAGE_CLASSES
-from impl.transport.peer import PeerTransport
+from impl.transport.peer import PeerTransport, fetch_cluster_info
 from impl.wal import Entry as WalEntry
 from impl.wal import (
     EntryType,
     SnapshotPoint,
     Wal,
+    WalError,
     WalMetadata,
+    read_wal,
     valid_snapshot_points,
 )
 from impl.wal import HardState as WalHardState
@@ -73,6 +95,7 @@ from spec.raft.io import (
     Input,
     Output,
     Propose,
+    ProposeConfigurationChange,
     Receive,
     RefusalReason,
     RequestRead,
@@ -81,10 +104,12 @@ from spec.raft.io import (
     TransferLeadership,
 )
 from spec.raft.log import Log, Snapshot
-from spec.raft.messages import Message
+from spec.raft.messages import Message, SnapshotRequest
 from spec.raft.state import NodeState, PersistedState, initial_state, restart
 from spec.raft.step import step
 from spec.raft.types import (
+    ChangeAction,
+    ConfigurationChange,
     Entry,
     EntryKind,
     HardState,
@@ -101,6 +126,19 @@ FOLLOW_UP_STEPS_MAX: Final = 16
 READ_RETRY_TURNS_MAX: Final = 100
 # Inputs waiting for the raft loop beyond which new proposals are refused ("too many requests").
 QUEUED_INPUTS_MAX: Final = 20_000
+# A member change the spec refused for now (one pending, no commit in this term yet) is tried
+# again each tick, up to this many times (about 5 s at the default heartbeat).
+CHANGE_RETRY_TICKS_MAX: Final = 50
+# After a snapshot reached a follower, the same follower gets no other for this long (the spec
+# asks again on each heartbeat answer until the follower reports it installed).
+SNAPSHOT_RESEND_PAUSE_SECONDS: Final = 3.0
+# A member that applied its own removal stops this long after (etcd stopWithDelay), so the
+# commit of its removal can still reach the others.
+REMOVED_STOP_DELAY_SECONDS: Final = 1.0
+# How long a joining member keeps asking the members in --initial-cluster for the cluster.
+JOIN_TIMEOUT_SECONDS: Final = 10.0
+_RECORD_CLUSTER: Final = b"cluster"
+_RECORD_MEMBERS: Final = b"members"
 
 log = logging.getLogger("etcdref.node")
 
@@ -141,7 +179,21 @@ class Node:
         self.config = config
         self.member_id = config.member_id
         self.cluster_id = config.cluster_id
-        self.members = config.members()
+        # etcd's member table (names, URLs, learners): replaced whole, so other threads read it freely.
+        self.member_table = MemberTable(
+            Member(member.member_id, member.name, member.peer_urls) for member in config.members()
+        )
+        # The voters the cluster was bootstrapped with: every member's log starts from them.
+        self.bootstrap_voters = frozenset(member.member_id for member in config.members())
+        self.removed = False  # this member applied its own removal
+        self.cluster_id_recorded: int | None = None
+        self._started = False
+        self._change_requests: dict[int, tuple[MemberRequest, int]] = {}  # id -> (request, tries)
+        self._changes_to_retry: list[int] = []
+        self._snapshot_streams: dict[
+            int, float
+        ] = {}  # peer -> busy until (monotonic; inf: sending)
+        self._received_snapshots: dict[int, Path] = {}  # raft snapshot index -> keyspace file
         self.member_dir = config.data_dir / "member"
         self.wal_dir = self.member_dir / "wal"
         self.snap_dir = self.member_dir / "snap"
@@ -188,23 +240,31 @@ class Node:
 
     # --- starting and stopping --------------------------------------------------------------
 
+    @property
+    def members(self) -> tuple[Member, ...]:
+        return self.member_table.members
+
     def start(self) -> None:
-        self._open_storage()
-        peers = {
-            member.member_id: host_port(member.peer_urls[0])
-            for member in self.members
-            if member.member_id != self.member_id
-        }
+        """Listen for peers first (a port in use is refused before the data directory is touched),
+        then open or create the data directory, then connect to the other members."""
         listen = host_port(self.config.listen_peer_urls[0])
         try:
             self.transport = PeerTransport(
-                listen, peers, self._receive_message, self._receive_proposal
-            )
+                listen, {}, self._receive_message, self._receive_proposal,
+                snapshot_directory=self.snap_dir, on_snapshot=self._receive_snapshot,
+                cluster_info=self.cluster_info,
+            )  # fmt: skip
         except OSError as error:
-            self._close_storage()
             raise NodeError(
                 f"cannot listen for peers on {self.config.listen_peer_urls[0]}: {error}"
             ) from None
+        try:
+            self._open_storage()
+        except BaseException:
+            self.transport.close()
+            raise
+        self._connect_peers()
+        self._started = True
         self._publish()
         log.info(
             "member %x of cluster %x starting: term %d, commit %d, applied %d, %d log entries",
@@ -217,65 +277,232 @@ class Node:
             self._threads.append(thread)
 
     def _open_storage(self) -> None:
-        membership = Membership(frozenset(NodeId(member.member_id) for member in self.members))
-        seed = int.from_bytes(os.urandom(8), "big")
         wal_exists = self.wal_dir.is_dir() and any(self.wal_dir.glob("*.wal"))
+        if wal_exists:
+            self._open_existing()
+        else:
+            if self.config.initial_cluster_state == "existing":
+                self._take_cluster_from_peers()
+            self._create()
+        self.leases = lease.recover(self.keyspace)
+
+    def _create(self) -> None:
+        """A new member: the keyspace with the cluster's records first, then the WAL (whose
+        existence marks the directory as this member's)."""
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self.snapshotter = Snapshotter(self.snap_dir)
-        if not wal_exists:
-            if self.config.initial_cluster_state == "existing":
+        self.keyspace = LmdbKeyspace(self.snap_dir / "db")
+        self._save_cluster_records()
+        self.keyspace.commit()
+        self.wal = Wal.create(self.wal_dir, WalMetadata(self.member_id, self.cluster_id))
+        membership = Membership(frozenset(NodeId(voter) for voter in self.bootstrap_voters))
+        seed = int.from_bytes(os.urandom(8), "big")
+        self.state = initial_state(NodeId(self.member_id), membership, self.settings, seed)
+
+    def _take_cluster_from_peers(self) -> None:
+        """--initial-cluster-state existing: ask the other members listed in --initial-cluster for
+        the cluster (etcd GetClusterFromRemotePeers) and take this member's id from it."""
+        ours = sorted(self.config.initial_advertise_peer_urls)
+        urls = [
+            url
+            for urls in self.config.initial_cluster.values()
+            if sorted(urls) != ours
+            for url in urls
+        ]
+        deadline = time.monotonic() + JOIN_TIMEOUT_SECONDS
+        info: ClusterInfo | None = None
+        while info is None and time.monotonic() < deadline:
+            for url in urls:
+                answer = fetch_cluster_info(host_port(url))
+                if answer is None:
+                    continue
+                try:
+                    info = ClusterInfo.decode(answer)
+                    break
+                except ValueError as error:
+                    log.warning("%s answered with malformed cluster information: %s", url, error)
+            if info is None:
+                time.sleep(0.5)
+        if info is None:
+            raise NodeError(
+                "--initial-cluster-state existing: no member in --initial-cluster "
+                f"({', '.join(urls) or 'none but this one'}) answered with the cluster's members"
+            )
+        matching = [member for member in info.table.members if sorted(member.peer_urls) == ours]
+        if not matching:
+            raise NodeError(
+                f"--initial-advertise-peer-urls {','.join(ours)} is not a member of cluster "
+                f"{info.cluster_id:x}; add it first: etcdctl member add {self.config.name} "
+                f"--peer-urls={','.join(ours)}"
+            )
+        self.member_id = matching[0].member_id
+        self.cluster_id = info.cluster_id
+        self.member_table = info.table
+        self.bootstrap_voters = info.bootstrap_voters
+        log.info(
+            "joining cluster %x as member %x (%d members)",
+            self.cluster_id, self.member_id, len(info.table.members),
+        )  # fmt: skip
+
+    def _open_existing(self) -> None:
+        """Restart from the data directory, after checking it belongs to the member the flags describe."""
+        self.snap_dir.mkdir(parents=True, exist_ok=True)
+        self.snapshotter = Snapshotter(self.snap_dir)
+        raft_snapshot = self.snapshotter.load_newest_available(valid_snapshot_points(self.wal_dir))
+        point = SnapshotPoint()
+        if raft_snapshot is not None:
+            point = SnapshotPoint(raft_snapshot.index, raft_snapshot.term)
+        try:  # read only: nothing is repaired before the directory is known to be ours
+            metadata = read_wal(self.wal_dir, point).contents.metadata
+        except WalError as error:
+            raise NodeError(f"{self.wal_dir}: cannot read the WAL: {error}") from None
+        if metadata is None:
+            raise NodeError(f"{self.wal_dir}: the WAL has no metadata record")
+        try:
+            records = read_host_records(self.snap_dir / "db", [_RECORD_CLUSTER, _RECORD_MEMBERS])
+        except BackendError as error:
+            raise NodeError(str(error)) from None
+        self._load_cluster_records(records[_RECORD_CLUSTER], records[_RECORD_MEMBERS])
+        self._check_identity(metadata.node_id, metadata.cluster_id)
+        self.keyspace = LmdbKeyspace(self.snap_dir / "db")
+        self.member_id, self.cluster_id = metadata.node_id, metadata.cluster_id
+        membership = Membership(frozenset(NodeId(voter) for voter in self.bootstrap_voters))
+        snapshot = Snapshot(LogIndex(0), Term(0), membership)
+        if raft_snapshot is not None:
+            voters = frozenset(NodeId(voter) for voter in raft_snapshot.conf_state.voters)
+            learners = frozenset(NodeId(learner) for learner in raft_snapshot.conf_state.learners)
+            snapshot = Snapshot(
+                LogIndex(raft_snapshot.index), Term(raft_snapshot.term),
+                Membership(voters or membership.voters, learners), raft_snapshot.data,
+            )  # fmt: skip
+        self.wal, contents = Wal.open(self.wal_dir, point)
+        entries = tuple(
+            Entry(
+                Term(entry.term),
+                LogIndex(entry.index),
+                EntryKind.CONFIGURATION
+                if entry.entry_type != EntryType.NORMAL
+                else EntryKind.NORMAL,
+                entry.data,
+            )
+            for entry in contents.entries
+        )
+        stored = contents.hard_state
+        hard_state = HardState(
+            Term(stored.term), NodeId(stored.vote) if stored.vote else None, LogIndex(stored.commit)
+        )
+        persisted = PersistedState(hard_state, Log(snapshot, entries))
+        seed = int.from_bytes(os.urandom(8), "big")
+        self.state = restart(NodeId(self.member_id), persisted, self.settings, seed)
+        if snapshot.index > self.keyspace.consistent_index():
+            # Stopped after recording a received snapshot but before its keyspace replaced ours.
+            received = self.snap_dir / f"{snapshot.index:016x}.snap.db"
+            if not received.is_file():
+                self._close_storage()
                 raise NodeError(
-                    "--initial-cluster-state existing needs a data directory written before"
+                    f"the keyspace (applied through index {self.keyspace.consistent_index()}) is "
+                    f"behind the snapshot at index {snapshot.index}, and {received} is missing"
                 )
-            self.wal = Wal.create(self.wal_dir, WalMetadata(self.member_id, self.cluster_id))
-            self.state = initial_state(NodeId(self.member_id), membership, self.settings, seed)
-        else:
-            raft_snapshot = self.snapshotter.load_newest_available(
-                valid_snapshot_points(self.wal_dir)
+            self._replace_keyspace(received)
+
+    def _check_identity(self, wal_member_id: int, wal_cluster_id: int) -> None:
+        """Refuse a data directory written by another member or another cluster (before anything
+        in it is changed): the WAL names its member and cluster; the flags must describe them."""
+        data_dir = self.config.data_dir
+        ours = sorted(self.config.initial_advertise_peer_urls)
+        recorded = self.member_table.get(wal_member_id)
+        written_by = (
+            f"{data_dir} was written by member {wal_member_id:x} of cluster {wal_cluster_id:x}"
+        )
+        if wal_member_id in self.member_table.removed:
+            raise NodeError(f"{written_by}, which was removed from the cluster; it cannot rejoin")
+        same_member = self.config.member_id == wal_member_id or (
+            recorded is not None and sorted(recorded.peer_urls) == ours
+        )
+        if not same_member:
+            raise NodeError(
+                f"{written_by}, but these flags describe member {self.config.member_id:x} "
+                f"(--initial-advertise-peer-urls {','.join(ours)}, --initial-cluster-token "
+                f"{self.config.initial_cluster_token}); refusing to start, nothing was changed"
             )
-            point = SnapshotPoint()
-            snapshot = Snapshot(LogIndex(0), Term(0), membership)
-            if raft_snapshot is not None:
-                point = SnapshotPoint(raft_snapshot.index, raft_snapshot.term)
-                voters = frozenset(NodeId(voter) for voter in raft_snapshot.conf_state.voters)
-                learners = frozenset(
-                    NodeId(learner) for learner in raft_snapshot.conf_state.learners
-                )
-                snapshot = Snapshot(
-                    LogIndex(raft_snapshot.index), Term(raft_snapshot.term),
-                    Membership(voters or membership.voters, learners), raft_snapshot.data,
-                )  # fmt: skip
-            self.wal, contents = Wal.open(self.wal_dir, point)
-            if (
-                contents.metadata.node_id != self.member_id
-                or contents.metadata.cluster_id != self.cluster_id
-            ):
-                self.wal.close()
-                raise NodeError(
-                    f"{self.config.data_dir} belongs to member {contents.metadata.node_id:x} of cluster "
-                    f"{contents.metadata.cluster_id:x}, not member {self.member_id:x} of {self.cluster_id:x}"
-                )
-            entries = tuple(
-                Entry(
-                    Term(entry.term),
-                    LogIndex(entry.index),
-                    EntryKind.CONFIGURATION
-                    if entry.entry_type != EntryType.NORMAL
-                    else EntryKind.NORMAL,
-                    entry.data,
-                )
-                for entry in contents.entries
+        bootstrapped_here = wal_member_id in self.bootstrap_voters
+        if self.cluster_id_recorded not in (None, wal_cluster_id):
+            raise NodeError(
+                f"{written_by}, but its keyspace belongs to cluster {self.cluster_id_recorded:x}"
             )
-            stored = contents.hard_state
-            hard_state = HardState(
-                Term(stored.term),
-                NodeId(stored.vote) if stored.vote else None,
-                LogIndex(stored.commit),
+        if (
+            self.config.initial_cluster_state == "new"
+            and bootstrapped_here
+            and self.config.cluster_id != wal_cluster_id
+        ):
+            raise NodeError(
+                f"{written_by}, but these flags describe cluster {self.config.cluster_id:x} "
+                f"(--initial-cluster {_initial_cluster_text(self.config.initial_cluster)}, "
+                f"--initial-cluster-token {self.config.initial_cluster_token}); refusing to "
+                "start, nothing was changed"
             )
-            persisted = PersistedState(hard_state, Log(snapshot, entries))
-            self.state = restart(NodeId(self.member_id), persisted, self.settings, seed)
-        self.keyspace = LmdbKeyspace(self.member_dir / "snap" / "db")
+
+    def _save_cluster_records(self) -> None:
+        record = {"cluster_id": self.cluster_id, "bootstrap_voters": sorted(self.bootstrap_voters)}
+        self.keyspace.put_host_record(_RECORD_CLUSTER, json.dumps(record).encode())
+        self.keyspace.put_host_record(_RECORD_MEMBERS, self.member_table.encode())
+        self.cluster_id_recorded = self.cluster_id
+
+    def _load_cluster_records(self, cluster: bytes | None, members: bytes | None) -> None:
+        """The member table and bootstrap voters as the keyspace records them (a keyspace written
+        before they were recorded keeps the ones the flags give)."""
+        self.cluster_id_recorded = None
+        try:
+            if cluster is not None:
+                record = json.loads(cluster)
+                self.cluster_id_recorded = int(record["cluster_id"])
+                self.bootstrap_voters = frozenset(
+                    int(voter) for voter in record["bootstrap_voters"]
+                )
+            if members is not None:
+                self.member_table = MemberTable.decode(members)
+        except (ValueError, KeyError, TypeError) as error:
+            raise NodeError(f"{self.snap_dir / 'db'}: damaged member records: {error}") from None
+        self.client_urls = {
+            member.member_id: list(member.client_urls)
+            for member in self.member_table.members
+            if member.client_urls
+        }
+
+    def _replace_keyspace(self, received: Path) -> None:
+        """Swap in a keyspace file received from the leader (etcd openSnapshotBackend)."""
+        self.keyspace.close()
+        os.replace(received, self.snap_dir / "db")
+        directory = os.open(self.snap_dir, os.O_RDONLY)
+        try:
+            os.fsync(directory)
+        finally:
+            os.close(directory)
+        self.keyspace = LmdbKeyspace(self.snap_dir / "db")
+        self._load_cluster_records(
+            self.keyspace.host_record(_RECORD_CLUSTER), self.keyspace.host_record(_RECORD_MEMBERS)
+        )
         self.leases = lease.recover(self.keyspace)
+
+    def _connect_peers(self) -> None:
+        """Send to every other member at its first peer URL; forget members that left."""
+        if self.transport is None:
+            return
+        wanted = {
+            member.member_id: host_port(member.peer_urls[0])
+            for member in self.member_table.members
+            if member.member_id != self.member_id and member.peer_urls
+        }
+        for peer_id, address in wanted.items():
+            self.transport.set_peer(peer_id, address)
+        for peer_id in set(self.transport.peers()) - set(wanted):
+            self.transport.remove_peer(peer_id)
+
+    def cluster_info(self) -> bytes | None:
+        """What this member tells one that joins (None until it has started)."""
+        if not self._started:
+            return None
+        return ClusterInfo(self.cluster_id, self.member_table, self.bootstrap_voters).encode()
 
     def stop(self) -> None:
         self._stopping.set()
@@ -340,6 +567,18 @@ class Node:
 
         return self.call(start)
 
+    def change_membership(self, request: MemberRequest) -> Future[Result]:
+        """Add, remove, promote or update a member (the leader only: the Cluster service forwards
+        from followers). Resolves to `MembershipChanged` once the change is applied here, or to
+        one of etcd's errors."""
+        future: Future[Result] = Future()
+        request_id = self.next_request_id()
+        with self._lock:
+            self._waiting_writes[request_id] = future
+        future.add_done_callback(lambda _: self._forget_write(request_id))
+        self._inputs.put(("change", (request_id, request)))
+        return future
+
     def _forget_write(self, request_id: int) -> None:
         with self._lock:
             self._waiting_writes.pop(request_id, None)
@@ -357,6 +596,13 @@ class Node:
 
     def _receive_proposal(self, data: bytes) -> None:
         self._inputs.put(("forwarded", data))
+
+    def _receive_snapshot(self, message: SnapshotRequest, path: Path) -> None:
+        """A verified keyspace file came with a snapshot message (transport thread): keep it under
+        etcd's name for a received snapshot database, and let the raft loop step the message."""
+        target = self.snap_dir / f"{message.snapshot.index:016x}.snap.db"
+        os.replace(path, target)
+        self._inputs.put(("snapshot", (message, target)))
 
     # --- the ticker -----------------------------------------------------------------------------
 
@@ -405,6 +651,10 @@ class Node:
                     retry, self._reads_to_retry = self._reads_to_retry, []
                     for pending in retry:
                         output = output.then(self._request_read(pending))
+                if self._changes_to_retry:
+                    changes, self._changes_to_retry = self._changes_to_retry, []
+                    for request_id in changes:
+                        output = output.then(self._propose_change(request_id))
             elif kind == "message":
                 assert isinstance(payload, MESSAGE_CLASSES)
                 event = Receive(payload)  # type: ignore[arg-type]
@@ -426,9 +676,24 @@ class Node:
             elif kind == "local-read":
                 assert isinstance(payload, _PendingRead)
                 local_reads.append(payload)
+            elif kind == "change":
+                change_id: int
+                change_request: MemberRequest
+                change_id, change_request = payload  # type: ignore[misc]
+                self._change_requests[change_id] = (change_request, 0)
+                output = output.then(self._propose_change(change_id))
+            elif kind == "snapshot":
+                snapshot_message: SnapshotRequest
+                received: Path
+                snapshot_message, received = payload  # type: ignore[misc]
+                self._received_snapshots[snapshot_message.snapshot.index] = received
+                event = Receive(snapshot_message)
             if event is not None:
                 output = output.then(self._step(event))
         self._carry_out(output)
+        for received in self._received_snapshots.values():
+            received.unlink(missing_ok=True)  # not installed: the spec had those entries already
+        self._received_snapshots.clear()
         for pending in local_reads:
             self._serve_read(pending)
         self._publish()
@@ -484,17 +749,43 @@ class Node:
     def _send(self, output: Output, *, after_persistence: bool) -> None:
         assert self.transport is not None
         for outgoing in output.messages:
-            if outgoing.after_persistence == after_persistence:
+            if outgoing.after_persistence != after_persistence:
+                continue
+            if isinstance(outgoing.message, SnapshotRequest):
+                self._send_snapshot(outgoing.message)
+            else:
                 self.transport.send(outgoing.message)
+
+    def _send_snapshot(self, message: SnapshotRequest) -> None:
+        """Stream a consistent copy of the keyspace with the snapshot message (etcd
+        createMergedSnapshotMessage): the copy holds every applied entry, at least through the
+        snapshot's index, so the follower skips the entries it already holds when they arrive."""
+        assert self.transport is not None
+        peer = message.recipient
+        with self._lock:
+            if time.monotonic() < self._snapshot_streams.get(peer, 0.0):
+                return  # one stream at a time, and a pause after one got through
+            self._snapshot_streams[peer] = math.inf
+        path = self.snap_dir / f"outgoing-{peer:016x}.db"
+        path.unlink(missing_ok=True)
+        self.keyspace.copy_to(path)
+        log.info(
+            "sending snapshot at index %d (keyspace applied through %d) to %x",
+            message.snapshot.index, self.keyspace.consistent_index(), peer,
+        )  # fmt: skip
+
+        def done(delivered: bool) -> None:
+            path.unlink(missing_ok=True)
+            pause = SNAPSHOT_RESEND_PAUSE_SECONDS if delivered else 0.0
+            with self._lock:
+                self._snapshot_streams[peer] = time.monotonic() + pause
+
+        self.transport.send_snapshot(message, path, done)
 
     def _persist(self, output: Output) -> None:
         snapshot = output.snapshot_to_persist
         if snapshot is not None:
-            log.error(
-                "received a snapshot at index %d: installing a keyspace snapshot is not supported yet",
-                snapshot.index,
-            )
-            persist_snapshot(self.snapshotter, self.wal, self._raft_snapshot(snapshot))
+            self._install_snapshot(snapshot)
         hard = output.hard_state_to_persist or self.state.hard_state
         entries = [
             WalEntry(
@@ -509,6 +800,33 @@ class Node:
         ]
         if entries or output.hard_state_to_persist is not None:
             self.wal.save(WalHardState(hard.term, hard.vote or 0, hard.commit), entries)
+
+    def _install_snapshot(self, snapshot: Snapshot) -> None:
+        """The spec replaced our log by the leader's snapshot: record it (snap file, then WAL
+        record), then swap in the keyspace that came with it (etcd applySnapshot)."""
+        received = self._received_snapshots.pop(snapshot.index, None)
+        assert received is not None, "the spec installs only snapshots that came with a keyspace"
+        persist_snapshot(self.snapshotter, self.wal, self._raft_snapshot(snapshot))
+        self._replace_keyspace(received)
+        self.applied_index = self.keyspace.consistent_index()
+        self._connect_peers()
+        self._resync_watchers()
+        log.info(
+            "installed snapshot at index %d (term %d): keyspace applied through %d, revision %d",
+            snapshot.index, snapshot.term, self.keyspace.consistent_index(),
+            self.keyspace.current_revision(),
+        )  # fmt: skip
+
+    def _resync_watchers(self) -> None:
+        """After the keyspace was replaced, every watcher catches up from it (etcd watchable
+        store Restore: synced watchers become unsynced)."""
+        for stream in self.watch_streams.values():
+            for watch_id, synced in list(stream.watchers.items()):
+                watcher = self._catch_up(stream, attrs.evolve(synced, synced=False))
+                if watcher is None:
+                    stream.watchers.pop(watch_id, None)
+                else:
+                    stream.watchers[watch_id] = watcher
 
     def _raft_snapshot(self, snapshot: Snapshot) -> RaftSnapshot:
         conf = ConfState(
@@ -528,6 +846,8 @@ class Node:
                         request.data,
                         EtcdError.NO_LEADER if refusal.leader is None else EtcdError.LEADER_CHANGED,
                     )
+            elif isinstance(request, ProposeConfigurationChange):
+                self._change_refused(request.change, refusal.reason.name, refusal.leader)
             elif isinstance(request, RequestRead):
                 pending = self._reads_by_context.pop(request.context, None)
                 if pending is None:
@@ -539,6 +859,85 @@ class Node:
                     self._reads_to_retry.append(pending)
                 else:
                     pending.future.set_result(EtcdError.TIMEOUT)
+
+    def _propose_change(self, request_id: int) -> Output:
+        """Check a member change as etcd does before proposing it (on the raft loop, so against
+        the table as applied so far), then propose it: a configuration entry for add, remove and
+        promote, a normal entry for a peer-URL update."""
+        request, tries = self._change_requests[request_id]
+        if self.state.role is not Role.LEADER:
+            self._resolve_change(request_id, EtcdError.NOT_LEADER)
+            return NOTHING
+        assert self.transport is not None and self.state.leader_state is not None
+        table = self.member_table
+        connected = self.transport.connected_seconds()
+        problem: EtcdError | None
+        if request.action == "update":
+            problem = check_update(table, request.member_id, request.peer_urls)
+            if problem is not None:
+                self._resolve_change(request_id, problem)
+                return NOTHING
+            self._change_requests.pop(request_id)
+            return self._step(Propose(update_out(request_id, request.member_id, request.peer_urls)))
+        if request.action == "add":
+            member = Member(
+                added_member_id(request.peer_urls, int(time.time())), "", request.peer_urls,
+                is_learner=request.is_learner,
+            )  # fmt: skip
+            action = ChangeAction.ADD_LEARNER if request.is_learner else ChangeAction.ADD_VOTER
+            problem = check_add(table, member, self.member_id, connected)
+        elif request.action == "remove":
+            member = table.get(request.member_id) or Member(request.member_id, "", ())
+            action = ChangeAction.REMOVE
+            problem = check_remove(table, request.member_id, self.member_id, connected)
+        else:
+            member = table.get(request.member_id) or Member(request.member_id, "", ())
+            action = ChangeAction.PROMOTE_LEARNER
+            progress = self.state.leader_state.progress.get(NodeId(request.member_id))
+            learner_match = None if progress is None else progress.match_index
+            problem = check_promote(
+                table, request.member_id, learner_match, self.state.log.last_index
+            )
+        if problem is not None:
+            self._resolve_change(request_id, problem)
+            return NOTHING
+        self._change_requests[request_id] = (request, tries)
+        return self._step(ProposeConfigurationChange(change_out(request_id, action, member)))
+
+    def _change_refused(
+        self, change: ConfigurationChange, reason: str, leader: NodeId | None
+    ) -> None:
+        """The spec would not take a member change now: try again on the next ticks while the
+        reason may pass (a change pending, no commit yet in this term, a leadership transfer)."""
+        try:
+            request_id, _ = change_in(change)
+        except ValueError:
+            return
+        if request_id not in self._change_requests:
+            return
+        request, tries = self._change_requests[request_id]
+        retry = reason in ("CHANGE_PENDING", "NO_COMMIT_IN_TERM", "TRANSFER_IN_PROGRESS")
+        if retry and tries < CHANGE_RETRY_TICKS_MAX:
+            self._change_requests[request_id] = (request, tries + 1)
+            self._changes_to_retry.append(request_id)
+        elif retry:
+            self._resolve_change(request_id, EtcdError.TIMEOUT)
+        elif reason == "NOT_LEADER":
+            self._resolve_change(
+                request_id, EtcdError.NO_LEADER if leader is None else EtcdError.NOT_LEADER
+            )
+        else:  # the change would not change Raft's membership
+            found = self.member_table.get(change.node) is not None
+            self._resolve_change(
+                request_id, EtcdError.MEMBER_EXISTS if found else EtcdError.MEMBER_NOT_FOUND
+            )
+
+    def _resolve_change(self, request_id: int, result: Result) -> None:
+        self._change_requests.pop(request_id, None)
+        with self._lock:
+            future = self._waiting_writes.pop(request_id, None)
+        if future is not None and not future.done():
+            future.set_result(result)
 
     def _fail_proposal(self, data: bytes, error: EtcdError) -> None:
         try:
@@ -559,13 +958,20 @@ class Node:
         for entry in entries:
             if entry.index <= applied_through:
                 continue  # applied before a restart: the keyspace already holds it
-            if entry.kind is not EntryKind.NORMAL or not entry.data:
+            if entry.kind is EntryKind.CONFIGURATION:
+                results.append(self._apply_member_change(entry))
+                continue
+            if not entry.data:
                 continue
             attributes = member_attributes_in(entry.data)
             if attributes is not None:
-                published_id, _, urls = attributes
-                self.client_urls[published_id] = urls
+                published_id, name, urls = attributes
+                self._apply_attributes(published_id, name, urls)
                 self._published = self._published or published_id == self.member_id
+                continue
+            update = update_in(entry.data)
+            if update is not None:
+                results.append(self._apply_peer_urls(*update))
                 continue
             try:
                 request_id, request = internal_request_in(entry.data)
@@ -603,6 +1009,79 @@ class Node:
         for future, result in futures:
             if future is not None and not future.done():
                 future.set_result(result)
+
+    def _apply_member_change(self, entry: Entry) -> tuple[int, Result]:
+        """A committed configuration entry: Raft's membership changed with its commit (the spec's
+        membership_at); the member table, the peers and the stored records follow here."""
+        change = ConfigurationChange.decode(entry.data)
+        if change is None:
+            log.error("entry %d is a configuration entry this member cannot decode", entry.index)
+            return 0, None
+        try:
+            request_id, member = change_in(change)
+        except ValueError as error:
+            log.error("entry %d: malformed member change context: %s", entry.index, error)
+            return 0, None
+        problem = validate_change(self.member_table, change.action, member)
+        if problem is not None:
+            log.warning(
+                "entry %d: member change refused when applied: %s", entry.index, problem.message
+            )
+            return request_id, problem
+        self._set_member_table(apply_change(self.member_table, change.action, member))
+        log.info(
+            "member %x: %s (entry %d); members now %s", member.member_id, change.action.value,
+            entry.index, ", ".join(f"{each.member_id:x}" for each in self.member_table.members),
+        )  # fmt: skip
+        if change.action is ChangeAction.REMOVE and member.member_id == self.member_id:
+            self._removed_from_cluster()
+        changed = self.member_table.get(member.member_id) or member
+        return request_id, MembershipChanged(changed, self.member_table.members)
+
+    def _apply_attributes(self, member_id: int, name: str, client_urls: list[str]) -> None:
+        """A member published its name and client URLs (etcd publish); removed members are ignored."""
+        self.client_urls[member_id] = client_urls
+        member = self.member_table.get(member_id)
+        if member is not None:
+            updated = attrs.evolve(member, name=name, client_urls=tuple(client_urls))
+            self._set_member_table(self.member_table.with_member(updated))
+
+    def _apply_peer_urls(
+        self, request_id: int, member_id: int, peer_urls: tuple[str, ...]
+    ) -> tuple[int, Result]:
+        problem = check_update(self.member_table, member_id, peer_urls)
+        if problem is not None:
+            return request_id, problem
+        member = self.member_table.get(member_id)
+        assert member is not None
+        self._set_member_table(
+            self.member_table.with_member(attrs.evolve(member, peer_urls=peer_urls))
+        )
+        return request_id, MembershipChanged(member, self.member_table.members)
+
+    def _set_member_table(self, table: MemberTable) -> None:
+        """A new member table: stored with the batch being applied, and the peers follow it."""
+        self.member_table = table
+        self.keyspace.put_host_record(_RECORD_MEMBERS, table.encode())
+        self._connect_peers()
+
+    def _removed_from_cluster(self) -> None:
+        """This member applied its own removal: it stops shortly after (etcd: "the member has been
+        permanently removed from the cluster")."""
+        self.removed = True
+        log.warning(
+            "this member (%x) has been permanently removed from the cluster; stopping in %.0f s",
+            self.member_id, REMOVED_STOP_DELAY_SECONDS,
+        )  # fmt: skip
+
+        def stop_now() -> None:
+            self._stopping.set()
+            if self.on_stopped is not None:
+                self.on_stopped()
+
+        timer = threading.Timer(REMOVED_STOP_DELAY_SECONDS, stop_now)
+        timer.daemon = True
+        timer.start()
 
     def _apply_lease(self, request: lease.LeaseGrantRequest | lease.LeaseRevokeRequest) -> Result:
         now = time.monotonic() if self.state.role is Role.LEADER else None
@@ -647,14 +1126,21 @@ class Node:
     def create_watch(self, stream: WatchStream, request: watch.WatchCreateRequest) -> None:
         response, watcher, stream.ids = watch.create_watcher(self.keyspace, request, stream.ids)
         stream.responses.put(response)
-        for _ in range(WATCH_CATCH_UP_ROUNDS_MAX):
-            if watcher is None or watcher.synced:
-                break
-            caught_up, watcher = watch.catch_up(self.keyspace, watcher)
-            if caught_up is not None:
-                stream.responses.put(caught_up)
+        if watcher is not None:
+            watcher = self._catch_up(stream, watcher)
         if watcher is not None:
             stream.watchers[watcher.watch_id] = watcher
+
+    def _catch_up(self, stream: WatchStream, watcher: watch.Watcher) -> watch.Watcher | None:
+        """Serve an unsynced watcher from the keyspace's history until it is synced (or removed)."""
+        current: watch.Watcher | None = watcher
+        for _ in range(WATCH_CATCH_UP_ROUNDS_MAX):
+            if current is None or current.synced:
+                break
+            caught_up, current = watch.catch_up(self.keyspace, current)
+            if caught_up is not None:
+                stream.responses.put(caught_up)
+        return current
 
     def cancel_watch(self, stream: WatchStream, watch_id: int) -> None:
         response = watch.cancel(watch_id, list(stream.watchers.values()))
@@ -741,3 +1227,7 @@ class Node:
 
 def data_dir_of(path: str) -> Path:
     return Path(path)
+
+
+def _initial_cluster_text(initial_cluster: dict[str, list[str]]) -> str:
+    return ",".join(f"{name}={url}" for name, urls in initial_cluster.items() for url in urls)

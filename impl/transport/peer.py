@@ -1,18 +1,31 @@
 """TCP between members: framed, checksummed frames, one outgoing connection per peer.
 
 A frame is `length (4 bytes, big-endian) | CRC-32 of kind+payload (4 bytes) | kind (1 byte) |
-payload`. Kinds: a Raft message (`codec`), or a proposal forwarded from a follower to the
-leader (its payload is the entry data). A frame that is too long, fails its checksum or does
-not decode closes that connection and is logged; the node keeps running.
+payload`. Kinds: a Raft message (`codec`), a proposal forwarded from a follower to the leader
+(its payload is the entry data), a link heartbeat (empty; an idle connection writes one every
+second, so a peer that went away is noticed, as etcd's rafthttp does), the frames of a
+keyspace snapshot stream, and a joining member's request for the cluster's members. A frame
+that is too long, fails its checksum or does not decode closes that connection and is logged;
+the node keeps running.
 
 Each peer has a bounded queue drained by one sender thread; when the queue is full the frame
-is dropped (Raft retransmits). A broken connection is re-dialled with exponential backoff.
+is dropped (Raft retransmits). A broken connection is re-dialled with exponential backoff. The
+transport remembers since when each peer's connection has been up (etcd `ActiveSince`), which
+the membership checks read.
+
+A snapshot travels on a connection of its own (etcd streams it over a separate HTTP request):
+`SNAPSHOT_BEGIN` (the 8-byte size, then the encoded Raft `SnapshotRequest`), the keyspace file
+in `SNAPSHOT_CHUNK` frames of at most 1 MiB, and `SNAPSHOT_END` with the SHA-256 of the file.
+The receiver writes the chunks to a file in its snapshot directory, checks size and digest,
+syncs it, answers `SNAPSHOT_ACK`, and only then hands the message and the file to the node.
 """
 
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import logging
+import os
 import queue
 import socket
 import struct
@@ -20,14 +33,27 @@ import threading
 import time
 import zlib
 from collections.abc import Callable
+from pathlib import Path
 from typing import Final
 
 from impl.transport.codec import FrameError, decode_message, encode_message
-from spec.raft.messages import Message
+from spec.raft.messages import Message, SnapshotRequest
 
 KIND_RAFT: Final = 1
 KIND_PROPOSAL: Final = 2
+KIND_LINK_HEARTBEAT: Final = 3
+KIND_SNAPSHOT_BEGIN: Final = 4
+KIND_SNAPSHOT_CHUNK: Final = 5
+KIND_SNAPSHOT_END: Final = 6
+KIND_SNAPSHOT_ACK: Final = 7
+KIND_CLUSTER_REQUEST: Final = 8
+KIND_CLUSTER_RESPONSE: Final = 9
+_KINDS: Final = frozenset(range(KIND_RAFT, KIND_CLUSTER_RESPONSE + 1))
 FRAME_BYTES_MAX: Final = 8 * 1024 * 1024
+SNAPSHOT_CHUNK_BYTES: Final = 1024 * 1024
+SNAPSHOT_BYTES_MAX: Final = 64 * 1024 * 1024 * 1024
+SNAPSHOT_ACK_TIMEOUT_SECONDS: Final = 60.0
+LINK_HEARTBEAT_SECONDS: Final = 1.0
 QUEUE_FRAMES_MAX: Final = 4096
 BACKOFF_SECONDS_MIN: Final = 0.05
 BACKOFF_SECONDS_MAX: Final = 2.0
@@ -66,9 +92,24 @@ def read_frame(connection: socket.socket) -> tuple[int, bytes] | None:
         raise FrameError("connection ended inside a frame")
     if zlib.crc32(bytes([kind]) + payload) != checksum:
         raise FrameError("frame checksum mismatch")
-    if kind not in (KIND_RAFT, KIND_PROPOSAL):
+    if kind not in _KINDS:
         raise FrameError(f"unknown frame kind {kind}")
     return kind, payload
+
+
+def fetch_cluster_info(address: tuple[str, int], timeout_seconds: float = 2.0) -> bytes | None:
+    """Ask the member listening on `address` for its cluster information (the payload the node
+    there answers with); None when it cannot answer."""
+    try:
+        with socket.create_connection(address, timeout=timeout_seconds) as connection:
+            connection.settimeout(timeout_seconds)
+            connection.sendall(encode_frame(KIND_CLUSTER_REQUEST, b""))
+            frame = read_frame(connection)
+    except (OSError, FrameError):
+        return None
+    if frame is None or frame[0] != KIND_CLUSTER_RESPONSE or not frame[1]:
+        return None
+    return frame[1]
 
 
 class _PeerSender:
@@ -79,9 +120,17 @@ class _PeerSender:
         self.address = address
         self.frames: queue.Queue[bytes] = queue.Queue(QUEUE_FRAMES_MAX)
         self.dropped = 0
+        self.connected_since: float | None = None  # time.monotonic() when the link came up
         self._stopping = stopping
+        self._removed = threading.Event()
         self._thread = threading.Thread(target=self._run, name=f"peer-{peer_id:x}", daemon=True)
         self._thread.start()
+
+    def remove(self) -> None:
+        self._removed.set()
+
+    def _done(self) -> bool:
+        return self._stopping.is_set() or self._removed.is_set()
 
     def offer(self, frame: bytes) -> None:
         try:
@@ -91,29 +140,36 @@ class _PeerSender:
 
     def _run(self) -> None:
         backoff = BACKOFF_SECONDS_MIN
-        while not self._stopping.is_set():
+        while not self._done():
             try:
                 connection = socket.create_connection(self.address, timeout=1.0)
             except OSError:
-                self._stopping.wait(backoff)
+                self._removed.wait(backoff)
                 backoff = min(backoff * 2, BACKOFF_SECONDS_MAX)
                 continue
             backoff = BACKOFF_SECONDS_MIN
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self.connected_since = time.monotonic()
             try:
                 self._send_until_broken(connection)
             except OSError as error:
                 log.debug("connection to peer %x lost: %s", self.peer_id, error)
             finally:
+                self.connected_since = None
                 connection.close()
 
     def _send_until_broken(self, connection: socket.socket) -> None:
         connection.settimeout(5.0)
-        while not self._stopping.is_set():
+        idle_since = time.monotonic()
+        while not self._done():
             try:
                 first = self.frames.get(timeout=0.2)
             except queue.Empty:
+                if time.monotonic() - idle_since >= LINK_HEARTBEAT_SECONDS:
+                    connection.sendall(encode_frame(KIND_LINK_HEARTBEAT, b""))
+                    idle_since = time.monotonic()
                 continue
+            idle_since = time.monotonic()
             batch = [first]
             while len(batch) < 256:
                 try:
@@ -124,7 +180,12 @@ class _PeerSender:
 
 
 class PeerTransport:
-    """Listen for peers and send to them; `on_message` and `on_proposal` run on reader threads."""
+    """Listen for peers and send to them; the callbacks run on reader threads.
+
+    `on_snapshot(message, path)` receives a snapshot message with the verified keyspace file it
+    came with (the node takes the file over); `cluster_info()` answers a joining member (None:
+    not ready to answer). Peers can be added, re-addressed and removed while running.
+    """
 
     def __init__(
         self,
@@ -132,10 +193,17 @@ class PeerTransport:
         peers: dict[int, tuple[str, int]],
         on_message: Callable[[Message], None],
         on_proposal: Callable[[bytes], None],
+        *,
+        snapshot_directory: Path | None = None,
+        on_snapshot: Callable[[SnapshotRequest, Path], None] | None = None,
+        cluster_info: Callable[[], bytes | None] | None = None,
     ) -> None:
         self._stopping = threading.Event()
         self._on_message = on_message
         self._on_proposal = on_proposal
+        self._snapshot_directory = snapshot_directory
+        self._on_snapshot = on_snapshot
+        self._cluster_info = cluster_info
         self._listener = socket.create_server(listen_address, reuse_port=False)
         self._listener.settimeout(0.5)
         self._senders = {
@@ -146,6 +214,88 @@ class PeerTransport:
         self._lock = threading.Lock()
         self._acceptor = threading.Thread(target=self._accept, name="peer-listener", daemon=True)
         self._acceptor.start()
+
+    def set_peer(self, peer_id: int, address: tuple[str, int]) -> None:
+        """Send to `peer_id` at `address` from now on (a new member, or new peer URLs)."""
+        with self._lock:
+            sender = self._senders.get(peer_id)
+            if sender is not None and sender.address == address:
+                return
+            if sender is not None:
+                sender.remove()
+            self._senders[peer_id] = _PeerSender(peer_id, address, self._stopping)
+
+    def remove_peer(self, peer_id: int) -> None:
+        with self._lock:
+            sender = self._senders.pop(peer_id, None)
+        if sender is not None:
+            sender.remove()
+
+    def peers(self) -> dict[int, tuple[str, int]]:
+        with self._lock:
+            return {peer_id: sender.address for peer_id, sender in self._senders.items()}
+
+    def connected_seconds(self) -> dict[int, float]:
+        """For each peer, how long its connection has been up (0 when it is down)."""
+        now = time.monotonic()
+        with self._lock:
+            senders = list(self._senders.values())
+        result = {}
+        for sender in senders:
+            since = sender.connected_since
+            result[sender.peer_id] = 0.0 if since is None else now - since
+        return result
+
+    def send_snapshot(
+        self, message: SnapshotRequest, path: Path, on_done: Callable[[bool], None]
+    ) -> None:
+        """Stream `message` with the keyspace file at `path` to its recipient, on a thread of its
+        own; `on_done(delivered)` runs when the receiver acknowledged it or the stream failed."""
+        with self._lock:
+            sender = self._senders.get(message.recipient)
+        if sender is None:
+            on_done(False)
+            return
+        threading.Thread(
+            target=self._stream_snapshot,
+            args=(sender.address, message, path, on_done),
+            name=f"snapshot-to-{message.recipient:x}",
+            daemon=True,
+        ).start()
+
+    def _stream_snapshot(
+        self,
+        address: tuple[str, int],
+        message: SnapshotRequest,
+        path: Path,
+        on_done: Callable[[bool], None],
+    ) -> None:
+        delivered = False
+        try:
+            size = path.stat().st_size
+            digest = hashlib.sha256()
+            with socket.create_connection(address, timeout=5.0) as connection:
+                connection.settimeout(SNAPSHOT_ACK_TIMEOUT_SECONDS)
+                begin = struct.pack(">Q", size) + encode_message(message)
+                connection.sendall(encode_frame(KIND_SNAPSHOT_BEGIN, begin))
+                with open(path, "rb") as file:
+                    while chunk := file.read(SNAPSHOT_CHUNK_BYTES):
+                        if self._stopping.is_set():
+                            return
+                        digest.update(chunk)
+                        connection.sendall(encode_frame(KIND_SNAPSHOT_CHUNK, chunk))
+                connection.sendall(encode_frame(KIND_SNAPSHOT_END, digest.digest()))
+                answer = read_frame(connection)
+                delivered = answer is not None and answer == (KIND_SNAPSHOT_ACK, b"ok")
+            log.info(
+                "sent a snapshot at index %d (%d bytes) to %x: %s",
+                message.snapshot.index, size, message.recipient,
+                "acknowledged" if delivered else "not acknowledged",
+            )  # fmt: skip
+        except (OSError, FrameError) as error:
+            log.warning("sending a snapshot to %x failed: %s", message.recipient, error)
+        finally:
+            on_done(delivered)
 
     def send(self, message: Message) -> None:
         sender = self._senders.get(message.recipient)
@@ -182,8 +332,16 @@ class PeerTransport:
                 kind, payload = frame
                 if kind == KIND_RAFT:
                     self._on_message(decode_message(payload))
-                else:
+                elif kind == KIND_PROPOSAL:
                     self._on_proposal(payload)
+                elif kind == KIND_CLUSTER_REQUEST:
+                    answer = self._cluster_info() if self._cluster_info is not None else None
+                    connection.sendall(encode_frame(KIND_CLUSTER_RESPONSE, answer or b""))
+                elif kind == KIND_SNAPSHOT_BEGIN:
+                    self._receive_snapshot(connection, payload)
+                    return
+                elif kind != KIND_LINK_HEARTBEAT:
+                    raise FrameError(f"unexpected frame kind {kind} on a peer connection")
         except FrameError as error:
             log.warning("closing peer connection after a malformed frame: %s", error)
         except OSError:
@@ -192,6 +350,48 @@ class PeerTransport:
             with self._lock:
                 self._connections.discard(connection)
             connection.close()
+
+    def _receive_snapshot(self, connection: socket.socket, begin: bytes) -> None:
+        """Receive one snapshot stream into a file, verify it, acknowledge it, hand it over."""
+        if self._snapshot_directory is None or self._on_snapshot is None or len(begin) < 8:
+            raise FrameError("this member does not take snapshots")
+        (size,) = struct.unpack(">Q", begin[:8])
+        message = decode_message(begin[8:])
+        if not isinstance(message, SnapshotRequest) or size > SNAPSHOT_BYTES_MAX:
+            raise FrameError("a snapshot stream must begin with a snapshot message of sane size")
+        part = self._snapshot_directory / f"incoming-{os.getpid()}-{threading.get_ident()}.part"
+        digest = hashlib.sha256()
+        received = 0
+        try:
+            with open(part, "wb") as file:
+                while True:
+                    frame = read_frame(connection)
+                    if frame is None:
+                        raise FrameError("snapshot stream ended early")
+                    kind, payload = frame
+                    if kind == KIND_SNAPSHOT_CHUNK:
+                        received += len(payload)
+                        if received > size:
+                            raise FrameError("snapshot stream longer than announced")
+                        digest.update(payload)
+                        file.write(payload)
+                    elif kind == KIND_SNAPSHOT_END:
+                        if received != size or payload != digest.digest():
+                            raise FrameError("snapshot size or SHA-256 mismatch")
+                        break
+                    else:
+                        raise FrameError(f"unexpected frame kind {kind} in a snapshot stream")
+                file.flush()
+                os.fsync(file.fileno())
+            connection.sendall(encode_frame(KIND_SNAPSHOT_ACK, b"ok"))
+        except BaseException:
+            part.unlink(missing_ok=True)
+            raise
+        log.info(
+            "received a snapshot at index %d (%d bytes) from %x",
+            message.snapshot.index, size, message.sender,
+        )  # fmt: skip
+        self._on_snapshot(message, part)
 
     def close(self) -> None:
         self._stopping.set()

@@ -109,6 +109,7 @@ class _Replay:
     snapshot_points: list[SnapshotPoint] = attrs.Factory(list)
     last_index: int = 0
     entry_term_max: int = 0
+    reading_all: bool = False  # read_wal(directory, None): every segment, no snapshot asked for
 
 
 def read_wal(directory: Path, snapshot: SnapshotPoint | None = ZERO_SNAPSHOT) -> WalReadResult:
@@ -137,7 +138,7 @@ def _read_wal(directory: Path, snapshot: SnapshotPoint | None) -> WalReadResult:
     """`read_wal` without the GC pause: segment by segment, tail state from the last one."""
     if snapshot is None:
         segments = select_segments(directory, -1, every_segment=True)
-        replay = _Replay(None, snapshot_found=True)
+        replay = _Replay(None, snapshot_found=True, reading_all=True)
     else:
         segments = select_segments(directory, snapshot.index)
         replay = _Replay(snapshot)
@@ -416,6 +417,17 @@ def _apply_snapshot(replay: _Replay, path: Path, offset: int, data: bytes) -> No
     message = record_pb2.Snapshot()
     message.ParseFromString(data)
     replay.snapshot_points.append(SnapshotPoint(message.index, message.term))
+    if 0 < replay.last_index < message.index:
+        # A snapshot a follower installed from its leader (Raft §7): it replaces the entries
+        # before it, and the log goes on at its index + 1 (etcd writes exactly this, and its
+        # ReadAll accepts it; a snapshot the member took itself never passes its last entry).
+        # Opened at an older snapshot, the jump stays a hole.
+        if replay.reading_all:
+            replay.snapshot = SnapshotPoint(message.index, message.term)
+            del replay.entries[:]
+            replay.last_index = message.index
+        elif replay.snapshot is not None and message.index <= replay.snapshot.index:
+            replay.last_index = message.index
     if replay.snapshot is None or replay.snapshot_found:
         return
     if message.index == replay.snapshot.index:
