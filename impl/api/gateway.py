@@ -469,7 +469,9 @@ class Gateway:
             finally:
                 loop.call_soon_threadsafe(lines.put_nowait, None)
 
-        self.executor.submit(pump)
+        # A thread of its own: a stream lasts as long as the client stays, and must not hold
+        # one of the workers that unary calls need.
+        threading.Thread(target=pump, name="gateway-stream", daemon=True).start()
         hang_up = loop.create_task(reader.read())  # the client sends nothing more; EOF = gone
         try:
             while True:
