@@ -226,6 +226,11 @@ def test_a_member_is_added_joins_is_promoted_and_removed(tmp_path: Path) -> None
             assert removed.returncode == 0, removed.stderr
             assert removed.stdout.startswith(f"Member {new_id} removed from cluster ")
             process.wait(timeout=15)  # a removed member stops by itself, as etcd's does
+            restarted = start_joining_member(tmp_path, "m4", added.stdout, client_port, peer)
+            assert restarted.wait(timeout=30) == 1
+            assert "which was removed from the cluster; it cannot rejoin" in (
+                (tmp_path / "m4.log").read_text()
+            )
             again = etcdctl(endpoints, "member", "remove", new_id)
             assert "Error: etcdserver: member not found" in again.stderr
             assert new_id not in etcdctl(endpoints, "member", "list").stdout
