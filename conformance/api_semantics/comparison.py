@@ -299,7 +299,7 @@ def run_semantics_comparison(
             request = generator.request(
                 expected_store.current_revision,
                 expected_store.compacted_revision,
-                expected_store.live_leases(),
+                expected_store.lease_key_counts(),
             )
             expected = expected_store.answer(request)
             actual = send(session, request, event_count(as_data(expected)))

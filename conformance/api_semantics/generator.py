@@ -22,7 +22,7 @@ KV-only one (the committed `kv-seed-*` vectors).
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 
 import attrs
 
@@ -76,6 +76,7 @@ class RequestGenerator:
         self.lease_id_base = lease_id_base
         self.lease_ids_issued: list[LeaseId] = []
         self.live_leases: Sequence[LeaseId] = ()
+        self.leases_with_keys: Sequence[LeaseId] = ()
 
     def key(self) -> bytes:
         return self.draw.choice(self.keys)
@@ -130,7 +131,7 @@ class RequestGenerator:
             return PutRequest(key=self.key(), value=self.value(), lease=UNKNOWN_LEASE)
         if choice < 0.21:
             return PutRequest(key=b"", value=self.value())  # key is not provided
-        if self.leases_and_watches and self.lease_ids_issued and draw.random() < 0.3:
+        if self.leases_and_watches and self.lease_ids_issued and draw.random() < 0.5:
             return PutRequest(key=self.key(), value=self.value(), lease=self.lease_to_use())
         return PutRequest(key=self.key(), value=self.value(), prev_kv=draw.random() < 0.4)
 
@@ -182,10 +183,13 @@ class RequestGenerator:
         )
 
     def request(
-        self, current: int, compacted: int, live_leases: Sequence[LeaseId] = ()
+        self, current: int, compacted: int, leases: Mapping[LeaseId, int] | None = None
     ) -> ApiRequest:
-        """The next request, given the model's current and compacted revisions and live leases."""
-        self.live_leases = live_leases
+        """The next request, given the model's current and compacted revisions and the live
+        leases with the number of keys attached to each."""
+        leases = leases or {}
+        self.live_leases = sorted(leases)
+        self.leases_with_keys = sorted(lease for lease, count in leases.items() if count)
         if self.leases_and_watches:
             choice = self.draw.random()
             if choice < 0.14:
@@ -222,6 +226,12 @@ class RequestGenerator:
             return self.draw.choice(self.live_leases)
         return LeaseId(0) if choice < 0.85 else self.dead_lease()
 
+    def live_lease(self) -> LeaseId:
+        """A live lease, preferably one with keys (revoke and time-to-live show them)."""
+        if self.leases_with_keys and self.draw.random() < 0.7:
+            return self.draw.choice(self.leases_with_keys)
+        return self.draw.choice(self.live_leases)
+
     def new_lease_id(self) -> LeaseId:
         lease = LeaseId(self.lease_id_base + len(self.lease_ids_issued) + 1)
         self.lease_ids_issued.append(lease)
@@ -242,11 +252,11 @@ class RequestGenerator:
         if choice < 0.36:
             return LeaseGrantRequest(TTL=600, ID=draw.choice(live))  # lease already exists
         if choice < 0.5:
-            return LeaseRevokeRequest(ID=draw.choice(live))
+            return LeaseRevokeRequest(ID=self.live_lease())
         if choice < 0.55:
             return LeaseRevokeRequest(ID=self.dead_lease())
         if choice < 0.72:
-            return LeaseTimeToLiveRequest(ID=draw.choice(live), keys=draw.random() < 0.6)
+            return LeaseTimeToLiveRequest(ID=self.live_lease(), keys=draw.random() < 0.7)
         if choice < 0.76:
             return LeaseTimeToLiveRequest(ID=self.dead_lease(), keys=draw.random() < 0.5)
         if choice < 0.88:
@@ -259,9 +269,8 @@ class RequestGenerator:
         draw = self.draw
         key, range_end = self.key_range()
         low = max(1, compacted)
-        start = draw.choice(
-            [1, max(1, low - 1), low, draw.randint(low, max(low, current)), current, current + 1]
-        )
+        past = draw.randint(low, max(low, current))
+        start = draw.choice([max(1, low - 1), low, past, past, current, current + 1])
         filters = draw.choice([(), (), (FilterType.NOPUT,), (FilterType.NODELETE,)])
         return WatchCreateRequest(
             key=key,

@@ -94,6 +94,10 @@ class ExpectedStore:
     def live_leases(self) -> tuple[LeaseId, ...]:
         return tuple(sorted(self.model.leases))
 
+    def lease_key_counts(self) -> dict[LeaseId, int]:
+        """Every live lease with the number of keys attached to it now."""
+        return {lease: len(self.model.lease_keys(lease)) for lease in self.live_leases()}
+
     def answer(self, request: ApiRequest) -> object:
         """The answer etcd gives: a response (spec message class), an `EtcdError`, or
         `WatchResponses`."""

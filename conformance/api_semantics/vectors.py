@@ -70,7 +70,7 @@ def model_vectors(
         request = generator.request(
             expected_store.current_revision,
             expected_store.compacted_revision,
-            expected_store.live_leases(),
+            expected_store.lease_key_counts(),
         )
         result.steps.append(Step(number, request, expected_store.answer(request), None))
     return result

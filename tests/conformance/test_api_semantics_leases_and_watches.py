@@ -4,6 +4,7 @@ breaks one lease or watch field is named by the API semantics check with the fie
 
 from __future__ import annotations
 
+import re
 import time
 import uuid
 from typing import Any
@@ -217,10 +218,10 @@ def run_api_semantics(endpoint: str) -> dict[str, CheckResult]:
 @pytest.mark.parametrize(
     ("breakage", "field"),
     [
-        (Breakage(rewrite_granted_ttl=True), "response.grantedTTL: expected 600, got 601"),
-        (Breakage(shorten_remaining_ttl_seconds=30), "response.TTL: expected 600, got 5"),
-        (Breakage(hide_first_lease=True), "response.leases: expected"),
-        (Breakage(drop_watch_prev_kv=True), ".prev_kv: expected {'type': 'KeyValue'"),
+        (Breakage(rewrite_granted_ttl=True), r"response\.grantedTTL: expected \d+, got \d+"),
+        (Breakage(shorten_remaining_ttl_seconds=30), r"response\.TTL: expected (\d+), got \d+$"),
+        (Breakage(hide_first_lease=True), r"response\.leases: expected \[\{'type': 'LeaseStatus'"),
+        (Breakage(drop_watch_prev_kv=True), r"\.prev_kv: expected \{'type': 'KeyValue'.*got None"),
     ],
     ids=["granted TTL", "remaining TTL", "lease list", "watch prev_kv"],
 )
@@ -231,7 +232,7 @@ def test_broken_lease_or_watch_field_is_named(
         results = run_api_semantics(server.endpoint)
     verdict = results["api semantics: responses equal the model's"]
     assert verdict.outcome == Outcome.FAILED, verdict
-    assert field in verdict.messages[0], verdict.messages[0]
+    assert re.search(field, verdict.messages[0]), verdict.messages[0]
 
 
 @pytest.mark.etcd
