@@ -1,4 +1,8 @@
-"""etcd's v3 gRPC services over a `Node`: KV, Maintenance.Status, Cluster.MemberList, health.
+"""etcd's v3 gRPC services over a `Node`: KV, Watch, Lease, Cluster, Maintenance, health.
+
+`serve` puts the gRPC server on an internal loopback port behind the client port's front
+(impl/api/front.py), which also answers HTTP/1.1 with the JSON gateway (impl/api/gateway.py),
+as etcd serves both on one port.
 
 Each handler validates as etcd's API layer does (spec.mvcc.validate_request, the request size),
 hands the request to the node and waits for the answer. Errors leave with etcd's exact text and
