@@ -156,7 +156,12 @@ class Session:
         return Session(client, RevisionShift(offset=start - 1))
 
 
-def send(session: Session, request: ApiRequest, expected_event_count: int = 0) -> Answer:
+def send(client: EtcdClient, shift: RevisionShift, request: ApiRequest) -> Answer:
+    """Send one request (no watch steps: see `send_request`) with a given revision shift."""
+    return send_request(Session(client, shift), request)
+
+
+def send_request(session: Session, request: ApiRequest, expected_event_count: int = 0) -> Answer:
     """Send one request to the target and translate its answer into the model's terms.
     `expected_event_count` tells a watch step how many events to wait for."""
     client, shift = session.client, session.shift
@@ -302,7 +307,7 @@ def run_semantics_comparison(
                 expected_store.lease_key_counts(),
             )
             expected = expected_store.answer(request)
-            actual = send(session, request, event_count(as_data(expected)))
+            actual = send_request(session, request, event_count(as_data(expected)))
             actual_data = reconcile(as_data(expected), as_data(actual), session)
             step = Step(number, request, expected, actual, actual_data)
             result.steps.append(step)

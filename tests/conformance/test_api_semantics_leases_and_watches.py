@@ -18,7 +18,7 @@ from conformance.api_semantics.comparison import (
     event_count,
     lease_id_base_for,
     reconcile,
-    send,
+    send_request,
 )
 from conformance.api_semantics.oracle import ApiRequest, ExpectedStore, OracleDisagreement
 from conformance.api_semantics.wire import RevisionShift
@@ -195,7 +195,7 @@ def test_watch_from_a_compacted_delete(server: Server) -> None:
         store = ExpectedStore()
         for request in requests:
             expected = as_data(store.answer(request))
-            actual = as_data(send(session, request, event_count(expected)))
+            actual = as_data(send_request(session, request, event_count(expected)))
             if actual == expected:
                 continue
             assert server == "etcd", f"{request}: expected {expected}, got {actual}"
