@@ -225,6 +225,9 @@ def cluster_main(argv: Sequence[str]) -> int:
     print(f"  etcdctl --endpoints={endpoints} get greeting")
     print(f"  etcdctl --endpoints={endpoints} endpoint status -w table")
     print(f"  etcdctl --endpoints={endpoints} member list -w table")
+    first = f"http://127.0.0.1:{ports[0]}"
+    print(f"""  curl -s {first}/v3/kv/range -X POST -d '{{"key":"Z3JlZXRpbmc="}}'""")
+    print(f"  curl -s {first}/health")
     print("Ctrl-C stops the cluster.", flush=True)
     stopping = threading.Event()
 

@@ -48,6 +48,9 @@ def test_cluster_prints_etcdctl_lines_that_work_and_stops_on_sigint(tmp_path: Pa
                 break
             time.sleep(0.25)
         assert outcome == "greeting\nhello\n"
+        curl_line = next(line.strip() for line in lines if "/v3/kv/range" in line)
+        answer = subprocess.run(shlex.split(curl_line), capture_output=True, text=True, timeout=20)
+        assert '"value":"aGVsbG8="' in answer.stdout, "the JSON gateway answers on the client port"
         os.killpg(process.pid, signal.SIGINT)
         remaining, _ = process.communicate(timeout=20)
         assert process.returncode == 0
