@@ -493,6 +493,8 @@ class Gateway:
             done.set()
             call.cancel()
             hang_up.cancel()
+            if hang_up.done() and not hang_up.cancelled():
+                hang_up.exception()  # a reset by the client is how a stream often ends
 
     # --- /health, /version, /metrics ----------------------------------------------------------
 
