@@ -591,7 +591,9 @@ class Node:
         return future
 
     def _receive_message(self, message: Message) -> None:
-        if message.recipient == self.member_id:
+        # A removed member that missed its removal (it was down) may still campaign: it is not
+        # heard (etcd's peers answer it 410 Gone).
+        if message.recipient == self.member_id and message.sender not in self.member_table.removed:
             self._inputs.put(("message", message))
 
     def _receive_proposal(self, data: bytes) -> None:
@@ -1022,10 +1024,11 @@ class Node:
         except ValueError as error:
             log.error("entry %d: malformed member change context: %s", entry.index, error)
             return 0, None
+        self._change_requests.pop(request_id, None)
         problem = validate_change(self.member_table, change.action, member)
         if problem is not None:
-            log.warning(
-                "entry %d: member change refused when applied: %s", entry.index, problem.message
+            log.info(  # a joining member replays changes its table already holds
+                "entry %d: member change not applied to the table: %s", entry.index, problem.message
             )
             return request_id, problem
         self._set_member_table(apply_change(self.member_table, change.action, member))

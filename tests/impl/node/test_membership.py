@@ -216,7 +216,7 @@ def test_a_member_is_added_joins_is_promoted_and_removed(tmp_path: Path) -> None
             )
             promoted = etcdctl(endpoints, "member", "promote", new_id)
             assert promoted.returncode == 0, promoted.stderr + logs(cluster, tmp_path)
-            assert promoted.stdout.startswith(f"Member {new_id} promoted in cluster ")
+            assert promoted.stdout.startswith(f"Member {int(new_id, 16):16x} promoted in cluster ")
             listing = etcdctl(endpoints + new_endpoint, "member", "list")
             assert f"{new_id}, started, m4, {peer}, http://127.0.0.1:{client_port}, false" in (
                 listing.stdout
@@ -224,7 +224,7 @@ def test_a_member_is_added_joins_is_promoted_and_removed(tmp_path: Path) -> None
             assert etcdctl(new_endpoint, "put", "from-m4", "x").returncode == 0
             removed = etcdctl(endpoints, "member", "remove", new_id)
             assert removed.returncode == 0, removed.stderr
-            assert removed.stdout.startswith(f"Member {new_id} removed from cluster ")
+            assert removed.stdout.startswith(f"Member {int(new_id, 16):16x} removed from cluster ")
             process.wait(timeout=15)  # a removed member stops by itself, as etcd's does
             restarted = start_joining_member(tmp_path, "m4", added.stdout, client_port, peer)
             assert restarted.wait(timeout=30) == 1

@@ -35,7 +35,7 @@ def etcdctl(endpoint: str, *arguments: str) -> str:
 
 
 def new_id(output: str) -> str:
-    match = re.search(r"Member ([0-9a-f]+) added", output)
+    match = re.search(r"Member +([0-9a-f]+) added", output)  # etcdctl pads ids: %16x
     assert match is not None, output
     return match.group(1)
 
@@ -45,8 +45,9 @@ def ids_by_name(endpoint: str) -> dict[str, str]:
     return {line.split(", ")[2]: line.split(", ")[0] for line in listing.splitlines() if line}
 
 
-def run_script(cluster: LaunchedCluster) -> list[str]:
-    """The same steps on any cluster, all sent to the leader (removed members stop)."""
+def run_script(cluster: LaunchedCluster) -> tuple[list[str], list[str]]:
+    """The same steps on any cluster, all sent to the leader (removed members stop); returns
+    the transcript and the names of the leader and the two followers, in that order."""
     leader_index = cluster.leader_index(timeout_seconds=20)
     assert leader_index is not None
     leader = cluster.members[leader_index]
@@ -82,14 +83,14 @@ def run_script(cluster: LaunchedCluster) -> list[str]:
     step("member", "remove", ids[followers[0].name])
     step("member", "remove", ids[followers[1].name])  # leaves the leader the only started voter
     step("member", "list")
-    return transcript
+    return transcript, [leader.name, followers[0].name, followers[1].name]
 
 
 def normalize(text: str, names: list[str]) -> str:
     for number, name in enumerate(names):
         text = re.sub(rf"\b{re.escape(name)}\b", f"<name{number}>", text)
     text = re.sub(r"http://127\.0\.0\.1:\d+", "<url>", text)
-    text = re.sub(r"\b[0-9a-f]{12,16}\b", "<id>", text)
+    text = re.sub(r" *\b[0-9a-f]{12,16}\b", " <id>", text).replace("\n <id>", "\n<id>")
     head, _, body = text.partition("\n")
     lines = body.splitlines()
     for number, line in enumerate(lines):
@@ -106,8 +107,8 @@ def transcripts() -> Iterator[tuple[list[str], list[str]]]:
     results = []
     for server in ("etcdref", "etcd"):
         with LaunchedCluster(size=3, server=server) as cluster:  # type: ignore[arg-type]
-            names = [member.name for member in cluster.members]
-            results.append([normalize(item, names) for item in run_script(cluster)])
+            transcript, names = run_script(cluster)
+            results.append([normalize(item, names) for item in transcript])
     yield results[0], results[1]
 
 
