@@ -73,6 +73,7 @@ VECTOR_FORMAT_API = "etcdref-api-vectors/1"
 WATCH_WAIT_SECONDS = 3.0  # at most, for the expected events of one watch step
 WATCH_QUIET_SECONDS_AFTER_EVENTS = 0.05  # then listen this long for anything unexpected
 WATCH_QUIET_SECONDS_WITHOUT_EVENTS = 0.2  # etcd serves unsynced watchers every 100 ms
+WatchAwaited = tuple[int, int]  # (responses, events) a watch step waits for
 
 
 @dataclass
@@ -161,9 +162,9 @@ def send(client: EtcdClient, shift: RevisionShift, request: ApiRequest) -> Answe
     return send_request(Session(client, shift), request)
 
 
-def send_request(session: Session, request: ApiRequest, expected_event_count: int = 0) -> Answer:
+def send_request(session: Session, request: ApiRequest, awaited: WatchAwaited = (1, 0)) -> Answer:
     """Send one request to the target and translate its answer into the model's terms.
-    `expected_event_count` tells a watch step how many events to wait for."""
+    `awaited` tells a watch step how many responses and events to wait for."""
     client, shift = session.client, session.shift
     try:
         match request:
@@ -196,7 +197,7 @@ def send_request(session: Session, request: ApiRequest, expected_event_count: in
             case LeaseLeasesRequest():
                 return shift.lease_leases_response(client.lease_leases(), session.lease_ids)
             case WatchCreateRequest():
-                return watch_once(session, request, expected_event_count)
+                return watch_once(session, request, awaited)
     except RequestFailed as failure:
         if failure.unsupported:
             raise
@@ -207,9 +208,11 @@ def send_request(session: Session, request: ApiRequest, expected_event_count: in
     raise AssertionError(request)
 
 
-def watch_once(session: Session, request: WatchCreateRequest, expected_event_count: int) -> Answer:
-    """Create one watch on a new stream; collect its responses until the expected events (or a
-    cancel) have come, then for a quiet time more, so that extra responses are seen too."""
+def watch_once(session: Session, request: WatchCreateRequest, awaited: WatchAwaited) -> Answer:
+    """Create one watch on a new stream; collect its responses until as many responses and
+    events as expected (or a cancel) have come, then for a quiet time more, so that extra
+    responses are seen too (longer when only the created response was expected)."""
+    responses_awaited, events_awaited = awaited
     received: list[rpc_pb2.WatchResponse] = []
     with session.client.open_watch_stream() as stream:
         stream.create(session.shift.watch_create_request(request))
@@ -221,19 +224,27 @@ def watch_once(session: Session, request: WatchCreateRequest, expected_event_cou
                 break
             received.append(message)
             events += len(message.events)
-            if message.canceled or (received[0].created and events >= expected_event_count):
+            if message.canceled or (
+                len(received) >= responses_awaited and events >= events_awaited
+            ):
                 break
-        quiet = WATCH_QUIET_SECONDS_AFTER_EVENTS if events else WATCH_QUIET_SECONDS_WITHOUT_EVENTS
+        quiet = (
+            WATCH_QUIET_SECONDS_AFTER_EVENTS
+            if responses_awaited > 1
+            else WATCH_QUIET_SECONDS_WITHOUT_EVENTS
+        )
         while (message := stream.receive(quiet)) is not None:
             received.append(message)
     return WatchResponses(tuple(session.shift.watch_response(message) for message in received))
 
 
-def event_count(expected: Any) -> int:
-    """How many events an expected answer (as data) holds: what a watch step waits for."""
+def awaited_from(expected: Any) -> WatchAwaited:
+    """How many responses and events an expected answer (as data) holds: what a watch step
+    waits for before its quiet time."""
     if isinstance(expected, dict) and expected.get("type") == "WatchResponses":
-        return sum(len(response["events"]) for response in expected["responses"])
-    return 0
+        responses = expected["responses"]
+        return len(responses), sum(len(response["events"]) for response in responses)
+    return 1, 0
 
 
 def reconcile(expected: Any, actual: Any, session: Session) -> Any:
@@ -307,7 +318,7 @@ def run_semantics_comparison(
                 expected_store.lease_key_counts(),
             )
             expected = expected_store.answer(request)
-            actual = send_request(session, request, event_count(as_data(expected)))
+            actual = send_request(session, request, awaited_from(as_data(expected)))
             actual_data = reconcile(as_data(expected), as_data(actual), session)
             step = Step(number, request, expected, actual, actual_data)
             result.steps.append(step)

@@ -21,8 +21,8 @@ from conformance.api_semantics.comparison import (
     Session,
     Step,
     as_data,
+    awaited_from,
     compacted_delete_dropped,
-    event_count,
     reconcile,
     send_request,
     write_vectors,
@@ -182,7 +182,7 @@ def replay_vectors(
         request_data, expected = vector["request"], vector["expected"]
         request = request_from_data(request_data)
         assert not isinstance(request, EmptyRequestOp)
-        answer = as_data(send_request(session, request, event_count(expected)))
+        answer = as_data(send_request(session, request, awaited_from(expected)))
         actual = reconcile(expected, answer, session)
         if request_data["type"] == "CompactionRequest" and "error" not in expected:
             compacted = request_data["revision"]

@@ -14,8 +14,8 @@ import pytest
 from conformance.api_semantics.comparison import (
     Session,
     as_data,
+    awaited_from,
     compacted_delete_dropped,
-    event_count,
     lease_id_base_for,
     reconcile,
     send_request,
@@ -195,7 +195,7 @@ def test_watch_from_a_compacted_delete(server: Server) -> None:
         store = ExpectedStore()
         for request in requests:
             expected = as_data(store.answer(request))
-            actual = as_data(send_request(session, request, event_count(expected)))
+            actual = as_data(send_request(session, request, awaited_from(expected)))
             if actual == expected:
                 continue
             assert server == "etcd", f"{request}: expected {expected}, got {actual}"
