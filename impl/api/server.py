@@ -22,7 +22,7 @@ from concurrent import futures
 from concurrent.futures import Future
 from functools import partial
 from pathlib import Path
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 import grpc
 
@@ -394,7 +394,7 @@ class MaintenanceService(rpc_pb2_grpc.MaintenanceServicer):
             raftAppliedIndex=node.applied_index,
             errors=errors,
             dbSizeInUse=node.keyspace.size_in_use_bytes(),
-            isLearner=False,
+            isLearner=node.is_learner,
         )
 
     def Alarm(
@@ -587,6 +587,61 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         return response
 
 
+_SERVED_TO_LEARNERS = frozenset(
+    {"/etcdserverpb.Maintenance/Status", "/etcdserverpb.Maintenance/Snapshot"}
+)
+_RANGE_METHOD = "/etcdserverpb.KV/Range"
+
+
+if TYPE_CHECKING:
+    _ServerInterceptor = grpc.ServerInterceptor[Any, Any]
+else:
+    _ServerInterceptor = grpc.ServerInterceptor  # not subscriptable at run time
+
+
+class LearnerGuard(_ServerInterceptor):
+    """etcd 3.4's interceptors: a learner serves only Status, serializable Range and the
+    Snapshot stream; every other etcd RPC gets `etcdserver: rpc not supported for learner`
+    (checked against etcd 3.4.23: put, get, member list, lease grant, hashkv, defrag...)."""
+
+    def __init__(self, node: Node) -> None:
+        self.node = node
+
+    def intercept_service(self, continuation: Any, details: Any) -> Any:
+        handler = continuation(details)
+        method: str = details.method
+        if (
+            handler is None
+            or not method.startswith("/etcdserverpb.")
+            or method in _SERVED_TO_LEARNERS
+        ):
+            return handler
+        node = self.node
+        if handler.unary_unary is not None:
+            unary_behavior = handler.unary_unary
+
+            def unary(request: Any, context: grpc.ServicerContext) -> Any:
+                if node.is_learner and not (method == _RANGE_METHOD and request.serializable):
+                    abort(context, EtcdError.NOT_SUPPORTED_FOR_LEARNER)
+                return unary_behavior(request, context)
+
+            return grpc.unary_unary_rpc_method_handler(
+                unary, handler.request_deserializer, handler.response_serializer
+            )
+        if handler.stream_stream is not None:
+            stream_behavior = handler.stream_stream
+
+            def streams(requests: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+                if node.is_learner:
+                    abort(context, EtcdError.NOT_SUPPORTED_FOR_LEARNER)
+                yield from stream_behavior(requests, context)
+
+            return grpc.stream_stream_rpc_method_handler(
+                streams, handler.request_deserializer, handler.response_serializer
+            )
+        return handler
+
+
 class HealthService(health_pb2_grpc.HealthServicer):
     def __init__(self, node: Node) -> None:
         self.node = node
@@ -638,6 +693,7 @@ def serve(node: Node, listen_addresses: list[str]) -> ClientServer:
     server = grpc.server(
         futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
         options=grpc_options(node.config.max_request_bytes),
+        interceptors=[LearnerGuard(node)],
     )
     handlers = _Handlers(node)
     rpc_pb2_grpc.add_KVServicer_to_server(KeyValueService(handlers), server)

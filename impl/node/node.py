@@ -244,6 +244,12 @@ class Node:
     def members(self) -> tuple[Member, ...]:
         return self.member_table.members
 
+    @property
+    def is_learner(self) -> bool:
+        """Whether this member is a learner (it then serves only what etcd serves learners)."""
+        member = self.member_table.get(self.member_id)
+        return member is not None and member.is_learner
+
     def start(self) -> None:
         """Listen for peers first (a port in use is refused before the data directory is touched),
         then open or create the data directory, then connect to the other members."""

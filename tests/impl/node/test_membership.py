@@ -214,6 +214,11 @@ def test_a_member_is_added_joins_is_promoted_and_removed(tmp_path: Path) -> None
                 "the new member has the keys written before it joined",
                 lambda: logs(cluster, tmp_path),
             )
+            # A learner serves only Status, serializable reads and snapshots (as etcd 3.4.23).
+            for refused in (["put", "x", "y"], ["get", "k19"], ["member", "list"]):
+                answer = etcdctl(new_endpoint, "--command-timeout=3s", *refused)
+                assert "Error: etcdserver: rpc not supported for learner" in answer.stderr, refused
+            assert ", false, true, " in etcdctl(new_endpoint, "endpoint", "status").stdout
             promoted = etcdctl(endpoints, "member", "promote", new_id)
             assert promoted.returncode == 0, promoted.stderr + logs(cluster, tmp_path)
             assert promoted.stdout.startswith(f"Member {int(new_id, 16):16x} promoted in cluster ")
