@@ -1,0 +1,82 @@
+"""impl/api/alarm.py without a cluster: which applier each alarm selects and when it ends, as
+etcd 3.4's applierV3backend.Alarm decides (the cluster comparison is in
+test_maintenance_matches_etcd.py)."""
+
+from __future__ import annotations
+
+from impl.api.alarm import (
+    AlarmAction,
+    AlarmMember,
+    AlarmRequest,
+    Alarms,
+    AlarmType,
+    Applier,
+    txn_cost,
+)
+from spec import lease
+from spec.errors import EtcdError
+from spec.mvcc import DeleteRangeRequest, PutRequest, RangeRequest, TxnRequest
+
+GET, ACTIVATE, DEACTIVATE = AlarmAction.GET, AlarmAction.ACTIVATE, AlarmAction.DEACTIVATE
+NOSPACE, CORRUPT, NONE = AlarmType.NOSPACE, AlarmType.CORRUPT, AlarmType.NONE
+PUT = PutRequest(key=b"k", value=b"v")
+
+
+def applier_of(alarms: Alarms) -> Applier:
+    return alarms.applier
+
+
+def test_nospace_caps_writes_that_add_data_and_nothing_else() -> None:
+    alarms = Alarms()
+    assert alarms.apply(AlarmRequest(ACTIVATE, 7, NOSPACE)).alarms == (AlarmMember(7, NOSPACE),)
+    assert alarms.applier is Applier.CAPPED
+    assert alarms.refusal(PUT) is EtcdError.NO_SPACE
+    assert alarms.refusal(lease.LeaseGrantRequest(TTL=60, ID=1)) is EtcdError.NO_SPACE  # type: ignore[arg-type]
+    assert alarms.refusal(TxnRequest(success=(PUT,))) is EtcdError.NO_SPACE
+    assert alarms.refusal(TxnRequest(failure=(RangeRequest(key=b"k"),))) is None
+    assert alarms.refusal(DeleteRangeRequest(key=b"k")) is None
+    assert alarms.refusal(lease.LeaseRevokeRequest(ID=1)) is None  # type: ignore[arg-type]
+
+
+def test_corrupt_refuses_every_write() -> None:
+    alarms = Alarms()
+    alarms.apply(AlarmRequest(ACTIVATE, 7, CORRUPT))
+    for request in (PUT, DeleteRangeRequest(key=b"k"), lease.LeaseRevokeRequest(ID=1)):  # type: ignore[arg-type]
+        assert alarms.refusal(request) is EtcdError.CORRUPT
+
+
+def test_clearing_the_last_alarm_of_a_type_restores_the_normal_applier_even_if_others_remain() -> (
+    None
+):
+    alarms = Alarms()
+    alarms.apply(AlarmRequest(ACTIVATE, 1, NOSPACE))
+    alarms.apply(AlarmRequest(ACTIVATE, 2, NOSPACE))
+    alarms.apply(AlarmRequest(ACTIVATE, 3, CORRUPT))
+    assert alarms.applier is Applier.CORRUPT
+    alarms.apply(AlarmRequest(DEACTIVATE, 1, NOSPACE))
+    assert alarms.applier is Applier.CORRUPT, "one NOSPACE alarm is still active"
+    alarms.apply(AlarmRequest(DEACTIVATE, 2, NOSPACE))
+    assert applier_of(alarms) is Applier.NORMAL, "etcd's quirk: CORRUPT is still listed"
+    assert alarms.apply(AlarmRequest(GET, 0, NONE)).alarms == (AlarmMember(3, CORRUPT),)
+
+
+def test_repeated_activation_and_unknown_deactivation() -> None:
+    alarms = Alarms()
+    alarms.apply(AlarmRequest(ACTIVATE, 1, NOSPACE))
+    assert alarms.apply(AlarmRequest(ACTIVATE, 1, NOSPACE)).alarms == (AlarmMember(1, NOSPACE),)
+    assert alarms.active == (AlarmMember(1, NOSPACE),)
+    assert alarms.apply(AlarmRequest(DEACTIVATE, 9, NOSPACE)).alarms == ()
+    assert alarms.apply(AlarmRequest(GET, 0, CORRUPT)).alarms == ()
+
+
+def test_status_text_is_gogoprotos_compact_text() -> None:
+    assert AlarmMember(10276657743932975437, NOSPACE).text() == (
+        "memberID:10276657743932975437 alarm:NOSPACE "
+    )
+    assert AlarmMember(5, NONE).text() == "memberID:5 "
+
+
+def test_txn_cost_is_the_larger_branchs_puts() -> None:
+    small, large = PutRequest(key=b"a", value=b"x"), PutRequest(key=b"b", value=b"y" * 100)
+    assert txn_cost(TxnRequest(success=(small,), failure=(large,))) == 256 + 1 + 100
+    assert txn_cost(TxnRequest(success=(TxnRequest(success=(large,)),))) == 0
