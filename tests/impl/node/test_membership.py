@@ -4,6 +4,8 @@ change, and a three-member etcdref cluster growing to four (the new member joins
 
 from __future__ import annotations
 
+import os
+import signal
 import subprocess
 import sys
 import time
@@ -227,6 +229,16 @@ def test_a_member_is_added_joins_is_promoted_and_removed(tmp_path: Path) -> None
                 listing.stdout
             )
             assert etcdctl(new_endpoint, "put", "from-m4", "x").returncode == 0
+            # A joined member restarts from its data directory with the same flags.
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait(timeout=10)
+            process = start_joining_member(tmp_path, "m4", added.stdout, client_port, peer)
+            wait_until(
+                lambda: etcdctl(new_endpoint, "get", "from-m4").stdout == "from-m4\nx\n",
+                20,
+                "the joined member restarts and serves linearizable reads",
+                lambda: logs(cluster, tmp_path),
+            )
             removed = etcdctl(endpoints, "member", "remove", new_id)
             assert removed.returncode == 0, removed.stderr
             assert removed.stdout.startswith(f"Member {int(new_id, 16):16x} removed from cluster ")
