@@ -259,6 +259,7 @@ class Node:
                 listen, {}, self._receive_message, self._receive_proposal,
                 snapshot_directory=self.snap_dir, on_snapshot=self._receive_snapshot,
                 cluster_info=self.cluster_info,
+                cluster_id=lambda: self.cluster_id if self._started else None,
             )  # fmt: skip
         except OSError as error:
             raise NodeError(
@@ -269,8 +270,8 @@ class Node:
         except BaseException:
             self.transport.close()
             raise
+        self._started = True  # the cluster id is known: hellos carry it, joiners are answered
         self._connect_peers()
-        self._started = True
         self._publish()
         log.info(
             "member %x of cluster %x starting: term %d, commit %d, applied %d, %d log entries",

@@ -4,7 +4,9 @@ A frame is `length (4 bytes, big-endian) | CRC-32 of kind+payload (4 bytes) | ki
 payload`. Kinds: a Raft message (`codec`), a proposal forwarded from a follower to the leader
 (its payload is the entry data), a link heartbeat (empty; an idle connection writes one every
 second, so a peer that went away is noticed, as etcd's rafthttp does), the frames of a
-keyspace snapshot stream, and a joining member's request for the cluster's members. A frame
+keyspace snapshot stream, a joining member's request for the cluster's members, and the hello
+that opens every connection a member dials: the sender's cluster id (8 bytes), so a member of
+another cluster that reaches this port is turned away (etcd's X-Etcd-Cluster-ID check). A frame
 that is too long, fails its checksum or does not decode closes that connection and is logged;
 the node keeps running.
 
@@ -48,7 +50,8 @@ KIND_SNAPSHOT_END: Final = 6
 KIND_SNAPSHOT_ACK: Final = 7
 KIND_CLUSTER_REQUEST: Final = 8
 KIND_CLUSTER_RESPONSE: Final = 9
-_KINDS: Final = frozenset(range(KIND_RAFT, KIND_CLUSTER_RESPONSE + 1))
+KIND_HELLO: Final = 10
+_KINDS: Final = frozenset(range(KIND_RAFT, KIND_HELLO + 1))
 FRAME_BYTES_MAX: Final = 8 * 1024 * 1024
 SNAPSHOT_CHUNK_BYTES: Final = 1024 * 1024
 SNAPSHOT_BYTES_MAX: Final = 64 * 1024 * 1024 * 1024
@@ -115,9 +118,12 @@ def fetch_cluster_info(address: tuple[str, int], timeout_seconds: float = 2.0) -
 class _PeerSender:
     """One peer's bounded queue and the thread that writes it to a (re)dialled connection."""
 
-    def __init__(self, peer_id: int, address: tuple[str, int], stopping: threading.Event) -> None:
+    def __init__(
+        self, peer_id: int, address: tuple[str, int], stopping: threading.Event, hello: bytes
+    ) -> None:
         self.peer_id = peer_id
         self.address = address
+        self._hello = hello
         self.frames: queue.Queue[bytes] = queue.Queue(QUEUE_FRAMES_MAX)
         self.dropped = 0
         self.connected_since: float | None = None  # time.monotonic() when the link came up
@@ -151,6 +157,8 @@ class _PeerSender:
             connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
             self.connected_since = time.monotonic()
             try:
+                if self._hello:
+                    connection.sendall(self._hello)
                 self._send_until_broken(connection)
             except OSError as error:
                 log.debug("connection to peer %x lost: %s", self.peer_id, error)
@@ -197,6 +205,7 @@ class PeerTransport:
         snapshot_directory: Path | None = None,
         on_snapshot: Callable[[SnapshotRequest, Path], None] | None = None,
         cluster_info: Callable[[], bytes | None] | None = None,
+        cluster_id: Callable[[], int | None] = lambda: None,
     ) -> None:
         self._stopping = threading.Event()
         self._on_message = on_message
@@ -204,10 +213,11 @@ class PeerTransport:
         self._snapshot_directory = snapshot_directory
         self._on_snapshot = on_snapshot
         self._cluster_info = cluster_info
+        self._cluster_id = cluster_id  # None: not known yet, every cluster's hello is taken
         self._listener = socket.create_server(listen_address, reuse_port=False)
         self._listener.settimeout(0.5)
         self._senders = {
-            peer_id: _PeerSender(peer_id, address, self._stopping)
+            peer_id: _PeerSender(peer_id, address, self._stopping, self._hello())
             for peer_id, address in peers.items()
         }
         self._connections: set[socket.socket] = set()
@@ -223,7 +233,7 @@ class PeerTransport:
                 return
             if sender is not None:
                 sender.remove()
-            self._senders[peer_id] = _PeerSender(peer_id, address, self._stopping)
+            self._senders[peer_id] = _PeerSender(peer_id, address, self._stopping, self._hello())
 
     def remove_peer(self, peer_id: int) -> None:
         with self._lock:
@@ -276,6 +286,7 @@ class PeerTransport:
             digest = hashlib.sha256()
             with socket.create_connection(address, timeout=5.0) as connection:
                 connection.settimeout(SNAPSHOT_ACK_TIMEOUT_SECONDS)
+                connection.sendall(self._hello())
                 begin = struct.pack(">Q", size) + encode_message(message)
                 connection.sendall(encode_frame(KIND_SNAPSHOT_BEGIN, begin))
                 with open(path, "rb") as file:
@@ -340,6 +351,8 @@ class PeerTransport:
                 elif kind == KIND_SNAPSHOT_BEGIN:
                     self._receive_snapshot(connection, payload)
                     return
+                elif kind == KIND_HELLO:
+                    self._check_hello(payload)
                 elif kind != KIND_LINK_HEARTBEAT:
                     raise FrameError(f"unexpected frame kind {kind} on a peer connection")
         except FrameError as error:
@@ -350,6 +363,20 @@ class PeerTransport:
             with self._lock:
                 self._connections.discard(connection)
             connection.close()
+
+    def _hello(self) -> bytes:
+        cluster_id = self._cluster_id()
+        return (
+            b"" if cluster_id is None else encode_frame(KIND_HELLO, struct.pack(">Q", cluster_id))
+        )
+
+    def _check_hello(self, payload: bytes) -> None:
+        ours = self._cluster_id()
+        if len(payload) != 8:
+            raise FrameError("a hello carries an 8-byte cluster id")
+        (theirs,) = struct.unpack(">Q", payload)
+        if ours is not None and theirs != ours:
+            raise FrameError(f"cluster ID mismatch: a member of cluster {theirs:x}, not {ours:x}")
 
     def _receive_snapshot(self, connection: socket.socket, begin: bytes) -> None:
         """Receive one snapshot stream into a file, verify it, acknowledge it, hand it over."""

@@ -7,6 +7,7 @@ import queue
 import socket
 import struct
 import zlib
+from pathlib import Path
 
 import pytest
 
@@ -134,3 +135,57 @@ def test_messages_flow_between_two_transports() -> None:
     finally:
         one.close()
         two.close()
+
+
+def test_a_member_of_another_cluster_is_turned_away() -> None:
+    """Every dialled connection opens with the sender's cluster id (etcd X-Etcd-Cluster-ID)."""
+    port_one, port_two, port_three = free_ports(3)
+    received: queue.Queue[Message] = queue.Queue()
+    ours = PeerTransport(
+        ("127.0.0.1", port_two), {}, received.put, lambda d: None, cluster_id=lambda: 7
+    )
+    stranger = PeerTransport(
+        ("127.0.0.1", port_one), {2: ("127.0.0.1", port_two)}, lambda m: None, lambda d: None,
+        cluster_id=lambda: 8,
+    )  # fmt: skip
+    friend = PeerTransport(
+        ("127.0.0.1", port_three), {2: ("127.0.0.1", port_two)}, lambda m: None, lambda d: None,
+        cluster_id=lambda: 7,
+    )  # fmt: skip
+    message = EXAMPLES[1]
+    try:
+        stranger.send(message)
+        with pytest.raises(queue.Empty):
+            received.get(timeout=1.5)
+        friend.send(message)
+        assert received.get(timeout=5) == message
+    finally:
+        for transport in (ours, stranger, friend):
+            transport.close()
+
+
+def test_a_snapshot_stream_arrives_verified(tmp_path: Path) -> None:
+    port_one, port_two = free_ports(2)
+    arrived: queue.Queue[tuple[Message, bytes]] = queue.Queue()
+    incoming = tmp_path / "in"
+    incoming.mkdir()
+    receiver = PeerTransport(
+        ("127.0.0.1", port_two), {}, lambda m: None, lambda d: None,
+        snapshot_directory=incoming,
+        on_snapshot=lambda message, path: arrived.put((message, path.read_bytes())),
+    )  # fmt: skip
+    sender = PeerTransport(
+        ("127.0.0.1", port_one), {2: ("127.0.0.1", port_two)}, lambda m: None, lambda d: None
+    )
+    source = tmp_path / "keyspace"
+    source.write_bytes(bytes(range(256)) * 10_000)  # 2.5 MiB: three chunks
+    done: queue.Queue[bool] = queue.Queue()
+    message = EXAMPLES[-1]
+    assert isinstance(message, SnapshotRequest)
+    try:
+        sender.send_snapshot(message, source, done.put)
+        assert done.get(timeout=10) is True
+        assert arrived.get(timeout=5) == (message, source.read_bytes())
+    finally:
+        sender.close()
+        receiver.close()
