@@ -410,6 +410,7 @@ class Node:
                     f"the keyspace (applied through index {self.keyspace.consistent_index()}) is "
                     f"behind the snapshot at index {snapshot.index}, and {received} is missing"
                 )
+            log.info("finishing the install of the snapshot at index %d", snapshot.index)
             self._replace_keyspace(received)
 
     def _check_identity(self, wal_member_id: int, wal_cluster_id: int) -> None:
