@@ -259,18 +259,24 @@ def test_a_member_is_added_joins_is_promoted_and_removed(tmp_path: Path) -> None
 
 
 def test_membership_survives_a_restart(tmp_path: Path) -> None:
-    """The member table is stored: after a restart the member list still shows the change."""
+    """A follower forwards member changes to the leader (answers and errors unchanged), and the
+    member table is stored: after a restart the member list still shows the change."""
     with EtcdrefCluster(tmp_path) as cluster:
         endpoints = cluster.endpoints
+        follower = (cluster.wait_for_leader() + 1) % cluster.size
         time.sleep(HEALTH_INTERVAL_SECONDS + 0.5)
         peer = f"http://127.0.0.1:{free_ports(1)[0]}"
-        added = etcdctl(endpoints, "member", "add", "m4", f"--peer-urls={peer}", "--learner")
+        through = [endpoints[follower]]
+        added = etcdctl(through, "member", "add", "m4", f"--peer-urls={peer}", "--learner")
         assert added.returncode == 0, added.stderr
-        cluster.kill(0)
-        cluster.spawn(0)
+        assert added.stdout.startswith("Member ") and 'ETCD_NAME="m4"' in added.stdout
+        missing = etcdctl(through, "member", "remove", "1234")
+        assert "Error: etcdserver: member not found" in missing.stderr
+        cluster.kill(follower)
+        cluster.spawn(follower)
         cluster.wait_for_leader()
         wait_until(
-            lambda: peer in etcdctl(endpoints[:1], "member", "list").stdout,
+            lambda: peer in etcdctl(through, "member", "list").stdout,
             10,
             "the restarted member lists the added one",
             lambda: logs(cluster, tmp_path),
