@@ -11,7 +11,9 @@ from __future__ import annotations
 import enum
 import gc
 import itertools
+import struct
 from pathlib import Path
+from typing import Final, NamedTuple
 
 import attrs
 from google.protobuf.message import DecodeError
@@ -25,11 +27,15 @@ from impl.wal.record import (
     CRC_C_FUNCTION,
     CRC_C_TABLE,
     LENGTH_FIELD,
+    LENGTH_FIELD_BYTES,
     RECORD_BYTES_MAX,
-    RECORD_LENGTH_MASK,
     FrameEnd,
     RecordType,
     SegmentScan,
+    decode_length_field,
+    encode_varint,
+    read_frame,
+    read_varint,
     scan_segment,
 )
 from impl.wal.types import (
@@ -234,81 +240,208 @@ def _replay_run(
     """Apply consecutive entry and state records from `offset` as fast as Python allows;
     return where it stopped and the CRC chain there.
 
-    The replay hot path: it accepts only frames that pass every check `scan_segment` makes
-    and entries that simply append (the checks `_apply_entry` makes in that case); state
-    records go to `_apply_state`. At the first frame it is not sure of it stops, and the
-    caller reads that frame by the rules, so it may be slower than them but never laxer.
+    The replay hot path: most of a log is normal entries appended in order, one term after
+    another. An entry is taken here only when its bytes are exactly those etcd writes for a
+    normal entry with the next index and the last entry's term (`_EntryLayout`), so every
+    check `read_frame` and `_apply_entry` would make holds by construction and only the CRC
+    is left to compute. State records are read by `read_frame` and applied by `_apply_state`.
+    At any other record it stops, and the caller reads that record by the rules (a new term,
+    a conf change, an overwrite, damage), so this path may be slower than them but never laxer.
     """
     snapshot = replay.snapshot
     entries = replay.entries
     if snapshot is None or replay.last_index != snapshot.index + len(entries):
         return offset, running_crc
-    unpack = LENGTH_FIELD.unpack_from
+    # Speed: everything the loop uses is bound to a local name (a global or attribute lookup
+    # per record costs as much as a check), and a frame's length field and record header are
+    # read in one unpack.
+    unpack_two, unpack = _TWO_WORDS.unpack_from, LENGTH_FIELD.unpack_from
+    starts_with = buffer.startswith
     crc_update, crc_table = CRC_C_FUNCTION, CRC_C_TABLE
+    append, new_tuple = entries.append, tuple.__new__
+    state_type, normal = int(RecordType.STATE), int(EntryType.NORMAL)  # enum lookups are slow
     record = record_pb2.Record()
-    parse_record = record.ParseFromString
-    message = raft_pb2.Entry()
-    parse_entry = message.ParseFromString
-    append = entries.append
-    make_entry = Entry
-    entry_type_code, state_type_code = int(RecordType.ENTRY), int(RecordType.STATE)
+    term = entries[-1].term if entries else 0
     next_index = replay.last_index + 1
-    last_term = entries[-1].term if entries else 0
-    term_max = replay.entry_term_max
+    index_varint, index_bytes = _varint_field(next_index)
+    # The layouts seen so far, by crc width and length field (valid for this term and index
+    # width): layouts[crc width][length field].
+    layouts: list[dict[int, _EntryLayout]] = [{} for _ in range(6)]
+    five_byte_crc_layouts = layouts[5]
     size = len(buffer)
     try:
-        while offset + 8 <= size:
-            (value,) = unpack(buffer, offset)
-            record_bytes = value & RECORD_LENGTH_MASK
-            flag = value >> 56
-            pad = flag & 7
-            pad_needed = -record_bytes & 7
-            start = offset + 8
-            end = start + record_bytes
-            if not (
-                ((flag == 0x80 | pad_needed and pad_needed) if flag else not pad_needed)
-                and 0 < record_bytes <= RECORD_BYTES_MAX
-                and end + pad <= size
-                and (pad == 0 or unpack(buffer, end + pad - 8)[0] >> (64 - 8 * pad) == 0)
-            ):
+        while offset + 16 <= size:
+            length_field, header = unpack_two(buffer, offset)
+            layout = None
+            if header & _FIVE_BYTE_CRC_ENTRY_MASK == _FIVE_BYTE_CRC_ENTRY:  # 15 in 16 entries
+                # The 5-byte crc varint, 7 bits per byte, decoded inline (a call costs more).
+                varint = header >> 24
+                stored_crc = (
+                    varint & 0x7F
+                    | varint >> 1 & 0x3F80
+                    | varint >> 2 & 0x1FC000
+                    | varint >> 3 & 0xFE00000
+                    | varint >> 4 & 0xF0000000
+                )
+                layout = five_byte_crc_layouts.get(length_field) or _new_layout(
+                    five_byte_crc_layouts, length_field, 5, term, index_bytes
+                )
+            elif header & 0xFFFFFF == _ENTRY_RECORD_START:  # a crc below 2**28 takes fewer bytes
+                crc_field = read_varint(buffer, offset + 11)
+                if crc_field is not None and crc_field[1] - offset - 11 < len(layouts):
+                    stored_crc, crc_bytes = crc_field[0], crc_field[1] - offset - 11
+                    layout = layouts[crc_bytes].get(length_field) or _new_layout(
+                        layouts[crc_bytes], length_field, crc_bytes, term, index_bytes
+                    )
+            if layout is not None and layout is not _NO_LAYOUT:
+                (frame_bytes, record_end, padding, fixed_at, fixed, index_at, index_mask,
+                 payload_header, data_at, payload_at) = layout  # fmt: skip
+                next_offset = offset + frame_bytes
+                end = offset + record_end
+                if (
+                    next_offset <= size
+                    and starts_with(padding, end)
+                    and starts_with(fixed, offset + fixed_at)
+                    and unpack(buffer, offset + index_at)[0] & index_mask
+                    == index_varint | payload_header
+                ):
+                    data = buffer[offset + data_at : end]
+                    chained = crc_update(data, running_crc ^ 0xFFFFFFFF, crc_table) ^ 0xFFFFFFFF
+                    if chained == stored_crc:
+                        # Entry is a NamedTuple: tuple.__new__ builds it without a Python call.
+                        payload = buffer[offset + payload_at : end]
+                        append(new_tuple(Entry, (term, next_index, normal, payload)))
+                        running_crc = chained
+                        offset = next_offset
+                        next_index += 1
+                        if index_varint & 0x7F != 0x7F:  # the first byte holds the low 7 bits
+                            index_varint += 1
+                        else:
+                            index_varint, width = _varint_field(next_index)
+                            if width != index_bytes:
+                                index_bytes = width
+                                layouts = [{} for _ in range(6)]
+                                five_byte_crc_layouts = layouts[5]
+                        continue
+            # Not a normal entry continuing the log: a state record, or back to the rules.
+            frame = read_frame(buffer, offset, running_crc, record)
+            if frame is None or frame[0] != state_type:
                 break
-            (header,) = unpack(buffer, start)
-            record_type = (header >> 8) & 0xFF
-            if (
-                header & 0xFF00FF != 0x100008
-                or (record_type != entry_type_code and record_type != state_type_code)
-                or (header & 0x80808080000000 == 0x80808080000000 and header >> 60)
-            ):
-                break
-            parse_record(buffer[start:end])
-            data = record.data
-            chained = crc_update(data, running_crc ^ 0xFFFFFFFF, crc_table) ^ 0xFFFFFFFF
-            if record.type != record_type or record.crc != chained:
-                break
-            if record_type == state_type_code:
-                replay.last_index = next_index - 1
-                replay.entry_term_max = term_max
-                _apply_state(replay, path, offset, data)
-            else:
-                parse_entry(data)
-                index, term, entry_type = message.Index, message.Term, message.Type
-                if index != next_index or term < last_term or data[0] != 0x08 or data[1] > 2:
-                    break
-                payload = message.Data
-                if entry_type and not payload:
-                    break
-                append(make_entry(term, index, entry_type, payload))
-                next_index = index + 1
-                last_term = term
-                if term > term_max:
-                    term_max = term
-            running_crc = chained
-            offset = end + pad
-    except DecodeError:
+            _, running_crc_after, data, next_offset = frame
+            replay.last_index = next_index - 1
+            _apply_state(replay, path, offset, data)
+            running_crc, offset = running_crc_after, next_offset
+    except (DecodeError, struct.error):
         pass  # the frame at `offset` goes to the rules, which name the problem
     replay.last_index = next_index - 1
-    replay.entry_term_max = max(term_max, replay.entry_term_max)
     return offset, running_crc
+
+
+# Two little-endian words: a frame's length field and the first 8 bytes of its record.
+_TWO_WORDS: Final = struct.Struct("<QQ")
+# The first 3 bytes of an entry record as etcd writes it: tag 1 (type) = 2, then tag 2 (crc).
+_ENTRY_RECORD_START: Final = 0x100208
+# An entry record whose crc varint takes 5 bytes, as every crc of 2**28 or more does: four
+# bytes with the continuation bit set, then one below 0x10 (a uint32 has 4 bits left for it).
+_FIVE_BYTE_CRC_ENTRY_MASK: Final = 0xF0_80_80_80_80_FF_FF_FF
+_FIVE_BYTE_CRC_ENTRY: Final = 0x00_80_80_80_80_00_00_00 | _ENTRY_RECORD_START
+
+
+class _EntryLayout(NamedTuple):
+    """Where the parts of one shape of entry record lie, as offsets from the frame's start.
+
+    An entry record as etcd writes it (a walpb.Record holding a raftpb.Entry) is
+
+        08 02 10 <crc> 1A <data length> | 08 00 10 <term> 18 <index> [22 <payload length> <payload>]
+
+    where the part after | is the data the CRC covers, varints are minimal, and the payload
+    part is left out when it is empty. Given the length field, the crc's width, the term and
+    the index's width, every byte but the crc, the index and the payload is fixed, so the hot
+    path compares bytes instead of decoding fields (and accepts nothing protobuf would decode
+    differently).
+    """
+
+    frame_bytes: int  # length field, record and padding: where the next frame starts
+    record_end: int
+    padding: bytes  # the zeros expected after the record
+    fixed_at: int  # `fixed`: from the data length to the index's tag
+    fixed: bytes
+    index_at: int  # the 8 bytes from here, masked with `index_mask`, hold the index varint
+    index_mask: int  # and then `payload_header`, shifted past it: the payload's tag and
+    payload_header: int  # length, or nothing for an empty payload
+    data_at: int  # the raftpb.Entry
+    payload_at: int
+
+
+# A layout no frame fits: the answer for a length field no normal entry of the term fits.
+_NO_LAYOUT: Final = _EntryLayout(0, 0, b"", 0, b"", 0, 0, 0, 0, 0)
+
+
+def _new_layout(
+    layouts: dict[int, _EntryLayout], length_field: int, crc_bytes: int, term: int, index_bytes: int
+) -> _EntryLayout:
+    """Work out the layout for a length field seen for the first time, and remember it."""
+    layout = _entry_layout(length_field, crc_bytes, term, index_bytes) or _NO_LAYOUT
+    layouts[length_field] = layout
+    return layout
+
+
+def _entry_layout(
+    length_field: int, crc_bytes: int, term: int, index_bytes: int
+) -> _EntryLayout | None:
+    """The layout of a normal entry of `term`, with an index of `index_bytes` and a crc of
+    `crc_bytes` varint bytes, in a frame with this length field; None if none fits it."""
+    decoded = decode_length_field(length_field)
+    if decoded is None or not 0 < decoded[0] <= RECORD_BYTES_MAX or not 1 <= crc_bytes <= 5:
+        return None
+    record_bytes, pad = decoded
+    fixed_at = LENGTH_FIELD_BYTES + 3 + crc_bytes  # after 08 02 10 <crc>
+    data_bytes = _length_prefixed(record_bytes - 3 - crc_bytes - 1)  # after the 1A tag
+    if data_bytes is None:
+        return None
+    entry_start = b"\x08\x00\x10" + encode_varint(term) + b"\x18"  # type normal, term, index tag
+    after_index = data_bytes - len(entry_start) - index_bytes
+    if after_index < 0:
+        return None
+    payload_header = b""  # an empty payload is left out
+    if after_index > 0:
+        payload_bytes = _length_prefixed(after_index - 1)  # after the 22 tag
+        if payload_bytes is None:
+            return None
+        payload_header = b"\x22" + encode_varint(payload_bytes)
+    fixed = b"\x1a" + encode_varint(data_bytes) + entry_start
+    index_at = fixed_at + len(fixed)
+    record_end = LENGTH_FIELD_BYTES + record_bytes
+    after_index_bytes = index_bytes + len(payload_header)
+    if after_index_bytes > 8:  # e.g. an index past 2**28 and a payload of 16 KiB or more
+        return None
+    return _EntryLayout(
+        frame_bytes=record_end + pad,
+        record_end=record_end,
+        padding=bytes(pad),
+        fixed_at=fixed_at,
+        fixed=fixed,
+        index_at=index_at,
+        index_mask=(1 << 8 * after_index_bytes) - 1,
+        payload_header=int.from_bytes(payload_header, "little") << 8 * index_bytes,
+        data_at=index_at - len(entry_start),
+        payload_at=index_at + after_index_bytes,
+    )
+
+
+def _length_prefixed(total_bytes: int) -> int | None:
+    """The n for which a varint of n and then n bytes take `total_bytes`, if there is one."""
+    for varint_bytes in range(1, 11):
+        length = total_bytes - varint_bytes
+        if length >= 0 and len(encode_varint(length)) == varint_bytes:
+            return length
+    return None
+
+
+def _varint_field(value: int) -> tuple[int, int]:
+    """The varint of `value` read as a little-endian integer, and its width in bytes."""
+    encoded = encode_varint(value)
+    return int.from_bytes(encoded, "little"), len(encoded)
 
 
 def _apply_record(replay: _Replay, path: Path, offset: int, record_type: int, data: bytes) -> None:

@@ -162,84 +162,88 @@ def scan_segment(
     a damaged frame that a torn write explains ends the data (`TORN`); anywhere else any
     damage is `CORRUPT` (etcd decoder.go: only the last file may hold a torn entry).
 
-    `start_offset` continues a scan that paused after `max_records` records. The loop only
-    accepts or rejects; `frame_problem` says why a frame was rejected, check by check.
+    `start_offset` continues a scan that paused after `max_records` records. `read_frame`
+    only accepts or rejects; `frame_problem` says why a frame was rejected, check by check.
     """
     records: list[tuple[int, int, int, bytes]] = []
-    append = records.append
-    unpack = LENGTH_FIELD.unpack_from
-    crc_update = CRC_C_FUNCTION
-    crc_table = CRC_C_TABLE
     record = record_pb2.Record()
-    parse = record.ParseFromString
-    known_types = _KNOWN_RECORD_TYPES
-    crc_type = RecordType.CRC
-    mask = RECORD_LENGTH_MASK
     size = len(buffer)
     offset = start_offset
     while offset + LENGTH_FIELD_BYTES <= size:
         if max_records is not None and len(records) >= max_records:
             return SegmentScan(records, FrameEnd.PAUSED, offset, running_crc)
-        (value,) = unpack(buffer, offset)
-        if value == 0:
+        if LENGTH_FIELD.unpack_from(buffer, offset)[0] == 0:
             sector_end = min(size, (offset // SECTOR_BYTES + 1) * SECTOR_BYTES)
             if not _all_zero(buffer, offset, sector_end):
                 reason = "zero length field followed by data in the same sector"
                 return SegmentScan(records, FrameEnd.CORRUPT, offset, running_crc, reason)
             return SegmentScan(records, FrameEnd.END, offset, running_crc)
-        record_bytes = value & mask
-        flag = value >> 56
-        pad = flag & 7
-        pad_needed = -record_bytes & 7
-        start = offset + LENGTH_FIELD_BYTES
-        end = start + record_bytes
-        accepted = False
-        if (
-            ((flag == 0x80 | pad_needed and pad_needed) if flag else not pad_needed)
-            and record_bytes <= RECORD_BYTES_MAX
-            and end + pad <= size
-            and (pad == 0 or unpack(buffer, end + pad - 8)[0] >> (64 - 8 * pad) == 0)
-        ):
-            # The record's first 8 bytes: 0x08, type (one byte), 0x10, the crc varint. etcd's
-            # 5-byte uint32 varint ends below 0x10; else bits would be thrown away unseen.
-            (header,) = unpack(buffer, start)
-            record_type = (header >> 8) & 0xFF
-            if (
-                header & 0xFF00FF == 0x100008
-                and record_type in known_types
-                and not (header & 0x80808080000000 == 0x80808080000000 and header >> 60)
-            ):
-                try:
-                    parse(buffer[start:end])
-                except DecodeError:
-                    pass
-                else:
-                    stored_crc = record.crc
-                    if record.type != record_type:  # a second type field: not etcd's bytes
-                        pass
-                    elif record_type == crc_type:
-                        if running_crc == 0 or stored_crc == running_crc:
-                            running_crc = stored_crc
-                            append((offset, record_type, running_crc, b""))
-                            accepted = True
-                    else:
-                        data = record.data
-                        chained = crc_update(data, running_crc ^ 0xFFFFFFFF, crc_table) ^ 0xFFFFFFFF
-                        if stored_crc == chained:
-                            running_crc = chained
-                            append((offset, record_type, chained, data))
-                            accepted = True
-        if not accepted:
+        frame = read_frame(buffer, offset, running_crc, record)
+        if frame is None:
             problem = frame_problem(buffer, offset, running_crc)
             end_kind = classify_bad_frame(buffer, offset, running_crc) if tail else FrameEnd.CORRUPT
             return SegmentScan(records, end_kind, offset, running_crc, problem)
-        offset = end + pad
+        record_type, running_crc, data, next_offset = frame
+        records.append((offset, record_type, running_crc, data))
+        offset = next_offset
     if offset < size:
         end_kind = FrameEnd.TORN if tail else FrameEnd.CORRUPT
         return SegmentScan(
             records, end_kind, offset, running_crc, "partial length field at end of file"
         )
     return SegmentScan(records, FrameEnd.END, offset, running_crc)
+
+
+def read_frame(
+    buffer: bytes, offset: int, running_crc: int, record: record_pb2.Record
+) -> tuple[int, int, bytes, int] | None:
+    """The frame at `offset`, if it holds a valid record continuing the chain at `running_crc`:
+    (record type, chain value after it, data, offset of the next frame). None for anything
+    else, a zero length field included. `record` is scratch space for the parse (reused
+    because creating a message costs more than parsing a small one).
+
+    Crc records have no data (b""); a crc record read with a chain value of 0 adopts its value.
+    """
+    size = len(buffer)
+    (value,) = LENGTH_FIELD.unpack_from(buffer, offset)
+    record_bytes = value & RECORD_LENGTH_MASK
+    flag = value >> 56
+    pad = flag & 7
+    pad_needed = -record_bytes & 7
+    start = offset + LENGTH_FIELD_BYTES
+    end = start + record_bytes
+    if not (
+        ((flag == 0x80 | pad_needed and pad_needed) if flag else not pad_needed)
+        and 0 < record_bytes <= RECORD_BYTES_MAX
+        and end + pad <= size
+        and (pad == 0 or LENGTH_FIELD.unpack_from(buffer, end + pad - 8)[0] >> (64 - 8 * pad) == 0)
+    ):
+        return None
+    # The record's first 8 bytes: 0x08, type (one byte), 0x10, the crc varint. etcd's 5-byte
+    # uint32 varint ends below 0x10; else bits would be thrown away unseen.
+    (header,) = LENGTH_FIELD.unpack_from(buffer, start)
+    record_type = (header >> 8) & 0xFF
+    if (
+        header & 0xFF00FF != 0x100008
+        or record_type not in _KNOWN_RECORD_TYPES
+        or (header & 0x80808080000000 == 0x80808080000000 and header >> 60)
+    ):
+        return None
+    try:
+        record.ParseFromString(buffer[start:end])
+    except DecodeError:
+        return None
+    if record.type != record_type:  # a second type field: not etcd's bytes
+        return None
+    stored_crc = record.crc
+    if record_type == RecordType.CRC:
+        if running_crc != 0 and stored_crc != running_crc:
+            return None
+        return record_type, stored_crc, b"", end + pad
+    data = record.data
+    if stored_crc != CRC_C_FUNCTION(data, running_crc ^ 0xFFFFFFFF, CRC_C_TABLE) ^ 0xFFFFFFFF:
+        return None
+    return record_type, stored_crc, data, end + pad
 
 
 def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
@@ -318,7 +322,18 @@ def classify_bad_frame(buffer: bytes, offset: int, running_crc: int) -> FrameEnd
     return FrameEnd.CORRUPT
 
 
-def _read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
+def encode_varint(value: int) -> bytes:
+    """A protobuf varint: 7 bits per byte, least significant first, high bit on all but the last."""
+    assert value >= 0, value
+    encoded = bytearray()
+    while value >= 0x80:
+        encoded.append(value & 0x7F | 0x80)
+        value >>= 7
+    encoded.append(value)
+    return bytes(encoded)
+
+
+def read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
     """(value, next position) of a protobuf varint, or None if it is cut off or too long."""
     value = 0
     for shift in range(0, 70, 7):
@@ -339,12 +354,12 @@ def _implied_record_bytes(buffer: bytes, start: int) -> int | None:
     for expected_tag in (0x08, 0x10):
         if position >= len(buffer) or buffer[position] != expected_tag:
             return None
-        varint = _read_varint(buffer, position + 1)
+        varint = read_varint(buffer, position + 1)
         if varint is None:
             return None
         position = varint[1]
     if position < len(buffer) and buffer[position] == 0x1A:
-        varint = _read_varint(buffer, position + 1)
+        varint = read_varint(buffer, position + 1)
         if varint is None:
             return None
         data_bytes, position = varint
