@@ -412,6 +412,11 @@ class Node:
                 )
             log.info("finishing the install of the snapshot at index %d", snapshot.index)
             self._replace_keyspace(received)
+        # Left by a stop in the middle of sending or receiving a snapshot (etcd removes its
+        # db.tmp* files at start the same way); the directory is known to be ours by now.
+        for pattern in ("outgoing-*.db", "incoming-*.part", "*.snap.db"):
+            for leftover in self.snap_dir.glob(pattern):
+                leftover.unlink(missing_ok=True)
 
     def _check_identity(self, wal_member_id: int, wal_cluster_id: int) -> None:
         """Refuse a data directory written by another member or another cluster (before anything

@@ -131,10 +131,14 @@ def test_a_follower_behind_the_compacted_log_catches_up_through_a_snapshot(
         snapshot_index = int(newest.stem.split("-")[1], 16)
         os.replace(snap_dir / "db", snap_dir / f"{snapshot_index:016x}.snap.db")
         shutil.copyfile(behind, snap_dir / "db")
+        leftovers = [snap_dir / "outgoing-0000000000000001.db", snap_dir / "incoming-1-2.part"]
+        for leftover in leftovers:  # as a stop while streaming a snapshot would leave them
+            leftover.write_bytes(b"partial")
         cluster.spawn(follower)
         cluster.wait_for_leader()
         wait_for_same_hash(cluster, revision=103)
         assert not (snap_dir / f"{snapshot_index:016x}.snap.db").exists()
+        assert not any(leftover.exists() for leftover in leftovers)
         assert f"finishing the install of the snapshot at index {snapshot_index}" in log_text(
             cluster, follower
         )
