@@ -16,7 +16,8 @@ the exhaustive explorer drive the very same transitions.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any
 
 import attrs
 
@@ -52,6 +53,9 @@ from spec.raft.types import (
 
 # Bound on the chain of follow-up inputs one action may cause (ack -> commit -> apply): a loop guard.
 FOLLOW_UP_STEPS_MAX = 8
+
+# How a node is stepped: `spec.raft.step.step`, or (in the explorer) a memoised equivalent of it.
+Stepper = Callable[[NodeState, Input], tuple[NodeState, Output]]
 
 
 @attrs.frozen(slots=True)
@@ -139,7 +143,9 @@ def new_cluster(
 # --- Running one input on one node ---------------------------------------------------------------
 
 
-def run_input(cluster: ClusterState, node_id: NodeId, event: Input) -> ClusterState:
+def run_input(
+    cluster: ClusterState, node_id: NodeId, event: Input, stepper: Stepper = step
+) -> ClusterState:
     """Step one running node and carry out its output: persist, send, apply, report back."""
     node = cluster.nodes.get(node_id)
     if node is None:
@@ -151,7 +157,7 @@ def run_input(cluster: ClusterState, node_id: NodeId, event: Input) -> ClusterSt
         current = pending.pop(0)
         before = cluster.nodes[node_id]
         assert before is not None
-        after, output = step(before, current)
+        after, output = stepper(before, current)
         cluster = record_step(cluster, before, after, output, current)
         cluster = carry_out(cluster, after, output)
         pending += follow_ups(after, output, cluster.synchronous_storage)
@@ -178,11 +184,22 @@ def carry_out(cluster: ClusterState, node: NodeState, output: Output) -> Cluster
     With asynchronous storage, messages that may leave before persistence leave now; the write
     and the messages that must wait for it (and for every earlier write) are queued for `persist`.
     """
-    cluster = attrs.evolve(cluster, nodes={**cluster.nodes, node.node_id: node})
     if cluster.synchronous_storage:
-        persisted = persist(cluster.persisted[node.node_id], output)
-        cluster = attrs.evolve(cluster, persisted={**cluster.persisted, node.node_id: persisted})
-        return send_messages(cluster, [outgoing.message for outgoing in output.messages])
+        # One new cluster state for the node, its disk and its messages together (the same as
+        # updating them one after another, only cheaper: the explorer runs this millions of times).
+        changes: dict[str, Any] = {}
+        if cluster.nodes[node.node_id] is not node:
+            changes["nodes"] = {**cluster.nodes, node.node_id: node}
+        stored = cluster.persisted[node.node_id]
+        persisted = persist(stored, output)
+        if persisted is not stored:
+            changes["persisted"] = {**cluster.persisted, node.node_id: persisted}
+        if output.messages:
+            messages = [outgoing.message for outgoing in output.messages]
+            changes["ghost"] = record_votes(cluster.ghost, messages)
+            changes["network"] = cluster.network + sendable(cluster, messages)
+        return attrs.evolve(cluster, **changes) if changes else cluster
+    cluster = attrs.evolve(cluster, nodes={**cluster.nodes, node.node_id: node})
     queue = cluster.pending.get(node.node_id, ())
     must_wait = bool(queue) or output.must_sync
     early = [
@@ -204,13 +221,21 @@ def send_messages(
     cluster: ClusterState, messages: list[Message] | tuple[Message, ...]
 ) -> ClusterState:
     """Put messages on the network (those across a partition are lost) and record the votes they cast."""
-    cluster = attrs.evolve(cluster, ghost=record_votes(cluster.ghost, messages))
-    sent = tuple(
+    ghost = record_votes(cluster.ghost, messages)
+    return attrs.evolve(cluster, ghost=ghost, network=cluster.network + sendable(cluster, messages))
+
+
+def sendable(
+    cluster: ClusterState, messages: list[Message] | tuple[Message, ...]
+) -> tuple[Message, ...]:
+    """The messages that a partition does not cut."""
+    if not cluster.blocked:
+        return tuple(messages)
+    return tuple(
         message
         for message in messages
         if (message.sender, message.recipient) not in cluster.blocked
     )
-    return attrs.evolve(cluster, network=cluster.network + sent)
 
 
 def record_votes(ghost: Ghost, messages: list[Message] | tuple[Message, ...]) -> Ghost:
@@ -260,6 +285,12 @@ def persist_next(cluster: ClusterState, node_id: NodeId) -> ClusterState:
 
 def persist(stored: PersistedState, output: Output) -> PersistedState:
     """What a disk would hold after writing `output`: snapshot replaces the log, entries replace from their index."""
+    if (
+        output.snapshot_to_persist is None
+        and not output.entries_to_persist
+        and output.hard_state_to_persist is None
+    ):
+        return stored  # nothing to write (the same object, so states share it)
     log = stored.log
     if output.snapshot_to_persist is not None:
         log = Log(output.snapshot_to_persist)
@@ -280,7 +311,7 @@ def record_step(
     # A leader campaigned in its term too, even if it won within this same step.
     if after.role in (Role.CANDIDATE, Role.LEADER) and after.term not in ghost.campaigns:
         ghost = attrs.evolve(ghost, campaigns=ghost.campaigns | {after.term})
-    if after.role is Role.LEADER:
+    if after.role is Role.LEADER and after.node_id not in ghost.leaders.get(after.term, ()):
         leaders = ghost.leaders.get(after.term, frozenset()) | {after.node_id}
         ghost = attrs.evolve(ghost, leaders={**ghost.leaders, after.term: leaders})
     ghost = record_commit(ghost, before, after, problems)
@@ -294,6 +325,8 @@ def record_step(
     ghost = record_reads(ghost, after, output, event)
     if problems:
         ghost = attrs.evolve(ghost, violations=ghost.violations + tuple(problems))
+    if ghost is cluster.ghost:
+        return cluster
     return attrs.evolve(cluster, ghost=ghost)
 
 
@@ -321,6 +354,8 @@ def record_commit(ghost: Ghost, before: NodeState, after: NodeState, problems: l
 
 def record_reads(ghost: Ghost, node: NodeState, output: Output, event: Input) -> Ghost:
     """Remember each read's committed index when asked, and the read index it was granted."""
+    if not output.reads_ready and not isinstance(event, RequestRead):
+        return ghost
     reads = list(ghost.reads)
     if isinstance(event, RequestRead):
         highest_commit = max((index for index in ghost.committed), default=LogIndex(0))
@@ -339,7 +374,7 @@ def record_reads(ghost: Ghost, node: NodeState, output: Output, event: Input) ->
 # --- Actions ---------------------------------------------------------------------------------------
 
 
-def deliver(cluster: ClusterState, position: int) -> ClusterState:
+def deliver(cluster: ClusterState, position: int, stepper: Stepper = step) -> ClusterState:
     """Take message `position` off the network and hand it to its recipient (lost if it is down or cut off)."""
     message = cluster.network[position]
     cluster = attrs.evolve(
@@ -347,7 +382,7 @@ def deliver(cluster: ClusterState, position: int) -> ClusterState:
     )
     if (message.sender, message.recipient) in cluster.blocked:
         return cluster
-    return run_input(cluster, message.recipient, Receive(message))
+    return run_input(cluster, message.recipient, Receive(message), stepper)
 
 
 def drop(cluster: ClusterState, position: int) -> ClusterState:
@@ -370,16 +405,22 @@ def tick_all(cluster: ClusterState) -> ClusterState:
     return cluster
 
 
-def election_timeout(cluster: ClusterState, node_id: NodeId) -> ClusterState:
-    return run_input(cluster, node_id, ElectionTimeout())
+def election_timeout(
+    cluster: ClusterState, node_id: NodeId, stepper: Stepper = step
+) -> ClusterState:
+    return run_input(cluster, node_id, ElectionTimeout(), stepper)
 
 
-def heartbeat_timeout(cluster: ClusterState, node_id: NodeId) -> ClusterState:
-    return run_input(cluster, node_id, HeartbeatTimeout())
+def heartbeat_timeout(
+    cluster: ClusterState, node_id: NodeId, stepper: Stepper = step
+) -> ClusterState:
+    return run_input(cluster, node_id, HeartbeatTimeout(), stepper)
 
 
-def propose(cluster: ClusterState, node_id: NodeId, data: bytes) -> ClusterState:
-    return run_input(cluster, node_id, Propose(data))
+def propose(
+    cluster: ClusterState, node_id: NodeId, data: bytes, stepper: Stepper = step
+) -> ClusterState:
+    return run_input(cluster, node_id, Propose(data), stepper)
 
 
 def change_membership(

@@ -2,37 +2,57 @@
 
 Time is abstracted as in Ongaro's TLA+ spec: instead of ticks, any non-leader may time out at
 any step and any leader may send heartbeats. From each state the explorer tries every action:
-time out, heartbeat, propose on a leader, deliver / drop / duplicate any message in flight,
-crash and restart. Bounds keep the space finite: the highest term, the log length, the messages
-in flight, the copies of one message, and the number of crashes.
+time out, heartbeat, propose on a leader, deliver / deliver and keep / drop any message in
+flight, crash and restart. Bounds keep the space finite: the highest term, the log length, the
+messages in flight, and the number of crashes.
+
+The network. Without duplication it is a bag: each message is delivered or dropped once. With
+duplication it is a set, as in Ongaro's TLA+ spec, and a message may be delivered and kept, so
+delivered again later, any number of times; keeping a message needs room under the bound on
+messages in flight, as a copy would. With loss, a message that its recipient can only ignore
+from now on is removed at once (`normalise_network` argues both reductions).
+
+The bound on messages in flight: a timeout, proposal or heartbeat, and keeping a delivered
+message, need fewer than `messages_max` distinct messages in flight; a step may exceed it (a
+vote request or append goes to every peer at once), and states with more than
+`messages_max + servers` are checked but not explored further. The large profile uses 2: a
+candidate's vote requests can be in flight while another node times out (competing candidates,
+split votes), and a leader's appends while a crash, a loss or a new election happens. With 1,
+no node could time out while another's messages are in flight, and duplication would be unused.
 
 Each state is reduced to a *view*: its protocol state without timers, random seeds or ghost
 history (like a TLC VIEW), and canonicalised under every renaming of the node ids (symmetry
 reduction). Breadth-first order means the first violation found comes with a shortest trace.
+`NodeTable` memoises each node's steps and shares node objects between states; `explore`
+keeps a fingerprint per state and, for traces, a parent number and action position.
 
-Run `etcdref explore --help` for the command line; `make explore-large` runs the large profile.
+Run `etcdref explore --help` for the command line; `make explore-large` runs the large profile
+(figures in benchmarks/raft/README.md).
 """
 
 from __future__ import annotations
 
 import argparse
+import array
 import functools
+import gc
 import itertools
 import sys
 import time
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import attrs
 
 from models import cluster as model
 from models.invariants import STATE_INVARIANTS, TRANSITION_INVARIANTS
-from spec.raft.messages import Message
+from spec.raft.io import NOTHING, Input, Output, Receive
+from spec.raft.messages import AppendResponse, HeartbeatResponse, Message, VoteResponse
 from spec.raft.state import NodeState, PersistedState
+from spec.raft.step import step
 from spec.raft.types import NodeId, Role, Settings
 
-Action = tuple[str, Callable[[model.ClusterState], model.ClusterState]]
 View = tuple[Any, ...]
 
 
@@ -42,7 +62,8 @@ class Bounds:
     term_max: int = 2
     log_length_max: int = 2
     messages_max: int = 3
-    copies_max: int = 1  # copies of one message in flight; above 1 means duplication is explored
+    # A message may be delivered and kept, so delivered any number of times (`normalise_network`).
+    duplication: bool = False
     loss: bool = False
     crashes_max: int = 0
     heartbeats: bool = True
@@ -57,7 +78,7 @@ PROFILES: dict[str, Bounds] = {
         term_max=2,
         log_length_max=1,
         messages_max=2,
-        copies_max=2,
+        duplication=True,
         loss=False,
         crashes_max=1,
         heartbeats=False,
@@ -67,7 +88,7 @@ PROFILES: dict[str, Bounds] = {
         term_max=3,
         log_length_max=1,
         messages_max=2,
-        copies_max=1,
+        duplication=False,
         loss=False,
         crashes_max=0,
         heartbeats=False,
@@ -77,7 +98,7 @@ PROFILES: dict[str, Bounds] = {
         term_max=3,
         log_length_max=2,
         messages_max=2,
-        copies_max=2,
+        duplication=True,
         loss=True,
         crashes_max=1,
         heartbeats=False,
@@ -147,47 +168,146 @@ def persisted_parts(stored: PersistedState) -> tuple[View, int | None, int | Non
     return base, hard.vote, None, (), ()
 
 
-def canonical_view(cluster: model.ClusterState, permutations: Sequence[Sequence[int]]) -> View:
+NodeParts = tuple[View, int | None, int | None, View, View]
+
+
+class NodeTable:
+    """One shared object per distinct node state, and each node's steps memoised.
+
+    `spec.raft.step.step` is a pure function, so a step of a node state that was stepped with
+    the same input before can reuse that result. Nodes are keyed by their id and view
+    (`node_parts`): two node states with the same key differ only in what the view leaves out
+    (timers, random seed, bookkeeping unused with these bounds), which the explorer already
+    treats as behaviourally irrelevant when it merges states with the same view. Within one
+    key the first node state met stands for all, so the same views are explored as without the
+    table (the `ci` bounds give the same count either way); states only share their node
+    objects (less memory) and skip repeated steps.
+
+    Steps are keyed by the node object's id: the table keeps every node it knows alive, so
+    an id cannot be reused while it is a key. Both tables are emptied when they grow past
+    `entries_max`, and then filled again.
+    """
+
+    def __init__(self, entries_max: int = 2_000_000) -> None:
+        self.entries_max = entries_max
+        self.by_key: dict[tuple[int, NodeParts], NodeState] = {}
+        self.parts: dict[int, NodeParts] = {}  # id of a shared node -> its view parts
+        self.steps: dict[tuple[int, Input], tuple[NodeState, Output]] = {}
+        # Views of shared nodes and of messages under each renaming (by its position).
+        self.renamed_nodes: dict[tuple[int, int], View] = {}
+        self.renamed_messages: dict[tuple[Message, int], View] = {}
+
+    def intern(self, node: NodeState) -> NodeState:
+        """The shared node with the same key as `node` (`node` itself if it is the first)."""
+        if id(node) in self.parts:
+            return node
+        parts = node_parts(node)
+        shared = self.by_key.setdefault((node.node_id, parts), node)
+        if shared is node:
+            self.parts[id(node)] = parts
+        return shared
+
+    def step(self, node: NodeState, event: Input) -> tuple[NodeState, Output]:
+        """`spec.raft.step.step`, memoised; the node it returns is a shared one."""
+        node = self.intern(node)
+        key = (id(node), event)
+        known = self.steps.get(key)
+        if known is not None:
+            return known
+        after, output = step(node, event)
+        result = (self.intern(after), output)
+        if len(self.steps) >= self.entries_max or len(self.by_key) >= self.entries_max:
+            self.clear()
+            result = (self.intern(result[0]), output)
+            node = self.intern(node)
+            key = (id(node), event)
+        self.steps[key] = result
+        return result
+
+    def clear(self) -> None:
+        self.by_key.clear()
+        self.parts.clear()
+        self.steps.clear()
+        self.renamed_nodes.clear()
+        self.renamed_messages.clear()
+
+    def intern_all(self, cluster: model.ClusterState) -> model.ClusterState:
+        nodes = {
+            node_id: None if node is None else self.intern(node)
+            for node_id, node in cluster.nodes.items()
+        }
+        if all(nodes[node_id] is node for node_id, node in cluster.nodes.items()):
+            return cluster
+        return attrs.evolve(cluster, nodes=nodes)
+
+
+def canonical_view(
+    cluster: model.ClusterState,
+    permutations: Sequence[Sequence[int]],
+    nodes: NodeTable | None = None,
+) -> View:
     """The least view over the renamings of node ids that sort the nodes by their id-free part.
 
     Symmetric states share one fingerprint: the id-free parts are the same multiset in both, so
     the same renamings qualify, and the least of their views is the same. Only renamings that
-    put the nodes in sorted order are tried (usually one), not all of them.
+    put the nodes in sorted order are tried (usually one), not all of them. With a `NodeTable`,
+    the renamed view of each shared node and of each message is computed once and remembered.
     """
-    parts = {
-        node_id: node_parts(node)
-        if node is not None
-        else persisted_parts(cluster.persisted[node_id])
-        for node_id, node in cluster.nodes.items()
-    }
-    ordered_bases = sorted(part[0] for part in parts.values())
-    messages = [message_parts(message) for message in cluster.network]
-    best: View | None = None
-    for permutation in permutations:
-        slots: list[View] = [()] * len(parts)
-        for node_id, (base, vote, leader, votes, progress) in parts.items():
-            slot = permutation[node_id] - 1
-            if base != ordered_bases[slot]:
-                break
-            slots[slot] = (
-                base,
-                rename(vote, permutation),
-                rename(leader, permutation),
-                tuple(sorted((permutation[voter], granted) for voter, granted in votes)),
-                tuple(sorted((permutation[peer], item) for peer, item in progress)),
-            )
+    renamed_nodes = nodes.renamed_nodes if nodes is not None else {}
+    renamed_messages = nodes.renamed_messages if nodes is not None else {}
+    known = nodes.parts if nodes is not None else {}
+    parts: list[tuple[int, NodeParts, int | None]] = []  # (node id, parts, id of a shared node)
+    for node_id, node in cluster.nodes.items():
+        if node is None:
+            parts.append((node_id, persisted_parts(cluster.persisted[node_id]), None))
+            continue
+        cached = known.get(id(node))
+        if cached is None:
+            parts.append((node_id, node_parts(node), None))
         else:
-            network = tuple(
-                sorted(
-                    (permutation[sender], permutation[recipient], rest)
-                    for sender, recipient, rest in messages
-                )
-            )
-            view = (tuple(slots), network)
+            parts.append((node_id, cached, id(node)))
+    ordered_bases = sorted(part[1][0] for part in parts)
+    best: View | None = None
+    for number, permutation in enumerate(permutations):
+        slots: list[View] = [()] * len(parts)
+        for owner, node_view, shared in parts:
+            slot = permutation[owner] - 1
+            if node_view[0] != ordered_bases[slot]:
+                break
+            if shared is None:
+                slots[slot] = renamed_node(node_view, permutation)
+            else:
+                renamed = renamed_nodes.get((shared, number))
+                if renamed is None:
+                    renamed = renamed_nodes[(shared, number)] = renamed_node(node_view, permutation)
+                slots[slot] = renamed
+        else:
+            messages = []
+            for message in cluster.network:
+                renamed = renamed_messages.get((message, number))
+                if renamed is None:
+                    sender, recipient, rest = message_parts(message)
+                    renamed = (permutation[sender], permutation[recipient], rest)
+                    if nodes is not None:
+                        renamed_messages[(message, number)] = renamed
+                messages.append(renamed)
+            messages.sort()
+            view = (tuple(slots), tuple(messages))
             if best is None or view < best:
                 best = view
     assert best is not None
     return best
+
+
+def renamed_node(parts: NodeParts, permutation: Sequence[int]) -> View:
+    base, vote, leader, votes, progress = parts
+    return (
+        base,
+        rename(vote, permutation),
+        rename(leader, permutation),
+        tuple(sorted((permutation[voter], granted) for voter, granted in votes)),
+        tuple(sorted((permutation[peer], item) for peer, item in progress)),
+    )
 
 
 def all_permutations(servers: int) -> list[list[int]]:
@@ -197,51 +317,147 @@ def all_permutations(servers: int) -> list[list[int]]:
 
 # --- Actions -------------------------------------------------------------------------------------------
 
+# An action is a kind and what it applies to: a node id, or a message's position in the network.
+# Labels are only written for a counterexample trace, by `label`.
+Action = tuple[str, int]
+
 
 def crashes_so_far(cluster: model.ClusterState) -> int:
     return cluster.restarts + sum(1 for node in cluster.nodes.values() if node is None)
 
 
-def enabled_actions(cluster: model.ClusterState, bounds: Bounds) -> Iterator[Action]:
-    """Every action allowed in `cluster` under `bounds`, with a readable label."""
+def enabled_actions(cluster: model.ClusterState, bounds: Bounds) -> list[Action]:
+    """Every action allowed in `cluster` under `bounds`, in a fixed order (a trace names them by position)."""
+    actions: list[Action] = []
     room = len(cluster.network) < bounds.messages_max
+    may_crash = crashes_so_far(cluster) < bounds.crashes_max
     for node_id in cluster.node_ids:
         node = cluster.nodes[node_id]
         if node is None:
-            yield f"restart {node_id}", functools.partial(model.recover, node_id=node_id)
+            actions.append(("restart", node_id))
             continue
-        if (
-            node.role is not Role.LEADER
-            and node.term < bounds.term_max
-            and node.promotable
-            and room
-        ):
-            yield f"timeout {node_id}", functools.partial(model.election_timeout, node_id=node_id)
-        if node.role is Role.LEADER and room:
+        if node.role is not Role.LEADER:
+            if room and node.term < bounds.term_max and node.promotable:
+                actions.append(("timeout", node_id))
+        elif room:
             if node.log.last_index < bounds.log_length_max:
-                yield f"propose on {node_id}", functools.partial(propose_value, node_id=node_id)
+                actions.append(("propose", node_id))
             if bounds.heartbeats:
-                yield (
-                    f"heartbeat from {node_id}",
-                    functools.partial(model.heartbeat_timeout, node_id=node_id),
-                )
-        if crashes_so_far(cluster) < bounds.crashes_max:
-            yield f"crash {node_id}", functools.partial(model.crash, node_id=node_id)
+                actions.append(("heartbeat", node_id))
+        if may_crash:
+            actions.append(("crash", node_id))
     seen: set[Message] = set()
     for position, message in enumerate(cluster.network):
-        if message in seen:
+        if message in seen:  # identical copies in a bag: delivering either is the same action
             continue
         seen.add(message)
-        label = describe(message)
-        yield f"deliver {label}", functools.partial(model.deliver, position=position)
+        actions.append(("deliver", position))
+        if bounds.duplication and room:
+            actions.append(("deliver and keep", position))
         if bounds.loss:
-            yield f"drop {label}", functools.partial(model.drop, position=position)
-        if room and cluster.network.count(message) < bounds.copies_max:
-            yield f"duplicate {label}", functools.partial(model.duplicate, position=position)
+            actions.append(("drop", position))
+    return actions
 
 
-def propose_value(cluster: model.ClusterState, node_id: NodeId) -> model.ClusterState:
-    return model.propose(cluster, node_id, b"v")
+def apply_action(
+    cluster: model.ClusterState, action: Action, nodes: NodeTable
+) -> model.ClusterState:
+    kind, target = action
+    node_id = NodeId(target)
+    match kind:
+        case "restart":
+            return model.recover(cluster, node_id)
+        case "timeout":
+            return model.election_timeout(cluster, node_id, nodes.step)
+        case "propose":
+            return model.propose(cluster, node_id, b"v", nodes.step)
+        case "heartbeat":
+            return model.heartbeat_timeout(cluster, node_id, nodes.step)
+        case "crash":
+            return model.crash(cluster, node_id)
+        case "deliver":
+            return model.deliver(cluster, target, nodes.step)
+        case "deliver and keep":
+            # A second copy is made and one copy delivered: the network keeps the message.
+            return model.deliver(model.duplicate(cluster, target), target, nodes.step)
+        case "drop":
+            return model.drop(cluster, target)
+    raise AssertionError(f"unknown action {action}")
+
+
+def successor(
+    cluster: model.ClusterState, action: Action, bounds: Bounds, nodes: NodeTable
+) -> model.ClusterState:
+    """The state after `action`, with the network reduced as `normalise_network` explains and
+    its nodes the shared ones of `nodes`."""
+    after = normalise_network(apply_action(cluster, action, nodes), bounds, nodes)
+    return nodes.intern_all(after)
+
+
+def normalise_network(
+    cluster: model.ClusterState, bounds: Bounds, nodes: NodeTable
+) -> model.ClusterState:
+    """Two reductions of the network, each covering every behaviour of the unreduced model.
+
+    With duplication, the network is a *set* and any message may be delivered and kept (as the
+    network of Ongaro's TLA+ spec, where a message stays until some action removes it): two
+    copies of one message become one. This covers every bag with any number of copies: a bag
+    state maps to the set of its messages, with the same nodes, storage and ghost; delivering a
+    copy of a message that has others is "deliver and keep", delivering the last copy is
+    "deliver", dropping or duplicating a copy that has others changes nothing. The set never
+    holds more messages than the bag, so every action the bound on messages in flight allows
+    the bag is allowed the set.
+
+    With loss, a message that its running recipient would ignore, because it is from an older
+    term, is dropped at once (`inert`). Keeping it could only delay it or block new sends: its
+    delivery changes nothing, terms never decrease (the `monotonic` invariant checks it), and
+    a message from an older term stays ignored. So the state without it has every behaviour of
+    the state with it, and the same nodes, storage and ghost for the invariants. Each message
+    collected is first delivered to a copy of the state to check that its delivery changes
+    nothing, so a spec that answered stale messages (PreVote, CheckQuorum, or a bug) keeps them.
+    """
+    network = cluster.network
+    if bounds.duplication and len(set(network)) < len(network):
+        network = tuple(dict.fromkeys(network))
+    if bounds.loss:
+        network = tuple(message for message in network if not inert(cluster, message, nodes))
+    if network is cluster.network or network == cluster.network:
+        return cluster
+    return attrs.evolve(cluster, network=network)
+
+
+def inert(cluster: model.ClusterState, message: Message, nodes: NodeTable) -> bool:
+    """Whether `message` is from an older term than its running recipient, which would ignore it."""
+    recipient = cluster.nodes.get(message.recipient)
+    if recipient is None or message.term > recipient.term:
+        return False
+    if message.term == recipient.term and not answers_a_role_it_left(message, recipient):
+        return False
+    after, output = nodes.step(recipient, Receive(message))
+    return output == NOTHING and (after is nodes.intern(recipient) or after == recipient)
+
+
+def answers_a_role_it_left(message: Message, recipient: NodeState) -> bool:
+    """A vote for a node that is no longer a candidate in the vote's term, or an append answer to a
+    node that is not the leader of the answer's term: it can never take that role in that term
+    again, since campaigning starts a new term and terms never decrease."""
+    if isinstance(message, VoteResponse):
+        return not message.pre_vote and recipient.role is not Role.CANDIDATE
+    if isinstance(message, AppendResponse | HeartbeatResponse):
+        return recipient.role is not Role.LEADER
+    return False
+
+
+def label(cluster: model.ClusterState, action: Action) -> str:
+    kind, target = action
+    match kind:
+        case "propose":
+            return f"propose on {target}"
+        case "heartbeat":
+            return f"heartbeat from {target}"
+        case "deliver" | "deliver and keep" | "drop":
+            return f"{kind} {describe(cluster.network[target])}"
+    return f"{kind} {target}"
 
 
 def describe(message: Message) -> str:
@@ -283,41 +499,69 @@ def initial_cluster(bounds: Bounds) -> model.ClusterState:
     return model.new_cluster(bounds.servers, settings)
 
 
-def explore(bounds: Bounds, progress: Callable[[int, int], None] | None = None) -> Report:
-    """Visit every reachable state within `bounds`; stop at the first invariant violation."""
+Progress = Callable[
+    [int, int, int], None
+]  # (distinct states, depth, states waiting in the frontier)
+
+
+def explore(bounds: Bounds, progress: Progress | None = None) -> Report:
+    """Visit every reachable state within `bounds`; stop at the first invariant violation.
+
+    Memory per distinct state: its fingerprint in a set, and for the shortest trace the number
+    of the state it was first reached from (array of 4-byte integers) and the position of the
+    action among that state's enabled actions (1 byte). A trace is rebuilt by replaying those
+    actions from the initial state, which is deterministic. Full states are kept only in the
+    breadth-first frontier. The cyclic garbage collector is paused: states are trees of
+    immutable values, with no cycles to collect, and scanning millions of them costs time.
+    """
     permutations = all_permutations(bounds.servers)
-    start = initial_cluster(bounds)
-    start_print = fingerprint(canonical_view(start, permutations))
-    parents: dict[int, tuple[int | None, str]] = {start_print: (None, "initial state")}
-    frontier: deque[tuple[model.ClusterState, int, int]] = deque([(start, start_print, 0)])
-    began, transitions, depth = time.monotonic(), 0, 0
-    while frontier:
-        cluster, print_, level = frontier.popleft()
-        depth = max(depth, level)
-        for label, action in enabled_actions(cluster, bounds):
-            after = action(cluster)
-            transitions += 1
-            problems = [
-                problem for check in TRANSITION_INVARIANTS for problem in check(cluster, after)
-            ]
-            after_print = fingerprint(canonical_view(after, permutations))
-            if after_print not in parents or problems:
-                problems += [problem for check in STATE_INVARIANTS for problem in check(after)]
-            if problems:
-                trace = (*trace_to(parents, print_), label)
-                elapsed = time.monotonic() - began
-                return Report(
-                    len(parents), transitions, level + 1, elapsed, False, trace, tuple(problems)
-                )
-            if after_print in parents or not within_bounds(after, bounds):
-                continue
-            parents[after_print] = (print_, label)
-            frontier.append((after, after_print, level + 1))
-        if progress is not None and len(parents) % 1000 < 50:
-            progress(len(parents), depth)
-        if len(parents) >= bounds.states_max or time.monotonic() - began > bounds.seconds_max:
-            return Report(len(parents), transitions, depth, time.monotonic() - began, False)
-    return Report(len(parents), transitions, depth, time.monotonic() - began, True)
+    nodes = NodeTable()
+    start = nodes.intern_all(initial_cluster(bounds))
+    seen = {fingerprint(canonical_view(start, permutations))}
+    parents = array.array("I", [0])  # parents[n]: the number of the state state n was reached from
+    positions = array.array("B", [0])  # positions[n]: which of its parent's actions reached it
+    frontier: deque[tuple[model.ClusterState, int, int]] = deque([(start, 0, 0)])
+    began, transitions, depth, next_report = time.monotonic(), 0, 0, 0
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        while frontier:
+            cluster, number, level = frontier.popleft()
+            depth = max(depth, level)
+            for position, action in enumerate(enabled_actions(cluster, bounds)):
+                after = successor(cluster, action, bounds, nodes)
+                transitions += 1
+                problems = [
+                    problem for check in TRANSITION_INVARIANTS for problem in check(cluster, after)
+                ]
+                after_print = fingerprint(canonical_view(after, permutations, nodes))
+                new = after_print not in seen
+                if new or problems:
+                    problems += [problem for check in STATE_INVARIANTS for problem in check(after)]
+                if problems:
+                    trace = (
+                        *trace_to(start, parents, positions, number, bounds, nodes),
+                        label(cluster, action),
+                    )
+                    elapsed = time.monotonic() - began
+                    return Report(
+                        len(seen), transitions, level + 1, elapsed, False, trace, tuple(problems)
+                    )
+                if not new or not within_bounds(after, bounds):
+                    continue
+                seen.add(after_print)
+                parents.append(number)
+                positions.append(position)
+                frontier.append((after, len(parents) - 1, level + 1))
+            if progress is not None and len(seen) >= next_report:
+                next_report = len(seen) + 1000
+                progress(len(seen), depth, len(frontier))
+            if len(seen) >= bounds.states_max or time.monotonic() - began > bounds.seconds_max:
+                return Report(len(seen), transitions, depth, time.monotonic() - began, False)
+    finally:
+        if collecting:
+            gc.enable()
+    return Report(len(seen), transitions, depth, time.monotonic() - began, True)
 
 
 def fingerprint(view: View) -> int:
@@ -329,14 +573,26 @@ def fingerprint(view: View) -> int:
     return hash(view)
 
 
-def trace_to(parents: dict[int, tuple[int | None, str]], state_print: int) -> list[str]:
-    labels: list[str] = []
-    current: int | None = state_print
-    while current is not None:
-        parent, label = parents[current]
-        labels.append(label)
-        current = parent
-    return list(reversed(labels))
+def trace_to(
+    start: model.ClusterState,
+    parents: array.array[int],
+    positions: array.array[int],
+    number: int,
+    bounds: Bounds,
+    nodes: NodeTable,
+) -> list[str]:
+    """The labels of the actions from the initial state to state `number`, found by replaying them."""
+    path: list[int] = []
+    while number != 0:
+        path.append(positions[number])
+        number = parents[number]
+    labels = ["initial state"]
+    cluster = start
+    for position in reversed(path):
+        action = enabled_actions(cluster, bounds)[position]
+        labels.append(label(cluster, action))
+        cluster = successor(cluster, action, bounds, nodes)
+    return labels
 
 
 # --- Command line ------------------------------------------------------------------------------------------
@@ -345,8 +601,9 @@ def trace_to(parents: dict[int, tuple[int | None, str]], state_print: int) -> li
 def format_report(bounds: Bounds, report: Report) -> str:
     lines = [
         f"bounds: {bounds.servers} servers, term <= {bounds.term_max}, log <= {bounds.log_length_max},"
-        f" messages in flight <= {bounds.messages_max}, copies <= {bounds.copies_max},"
-        f" loss {'on' if bounds.loss else 'off'}, crashes <= {bounds.crashes_max}, pre-vote {'on' if bounds.pre_vote else 'off'}",
+        f" messages in flight <= {bounds.messages_max},"
+        f" duplication {'on' if bounds.duplication else 'off'}, loss {'on' if bounds.loss else 'off'},"
+        f" crashes <= {bounds.crashes_max}, pre-vote {'on' if bounds.pre_vote else 'off'}",
         f"distinct states: {report.distinct_states:,}  transitions: {report.transitions:,}  depth: {report.depth}",
         f"time: {report.seconds:.1f} s  ({report.states_per_second:,.0f} distinct states per second)",
     ]
@@ -402,12 +659,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     started = time.monotonic()
     last_line = [started]
 
-    def show(states: int, depth: int) -> None:
+    def show(states: int, depth: int, waiting: int) -> None:
         """A live counter on a terminal; otherwise a line a minute, so long runs leave a trail in logs."""
         now = time.monotonic()
         if sys.stderr.isatty():
             print(
-                f"\r  {states:,} distinct states, depth {depth}",
+                f"\r  {states:,} distinct states, depth {depth}, {waiting:,} waiting",
                 end="",
                 file=sys.stderr,
                 flush=True,
@@ -416,7 +673,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             last_line[0] = now
             rate = states / (now - started)
             print(
-                f"  {now - started:,.0f} s: {states:,} distinct states, depth {depth}, {rate:,.0f}/s",
+                f"  {now - started:,.0f} s: {states:,} distinct states, depth {depth},"
+                f" {waiting:,} waiting, {rate:,.0f}/s",
                 file=sys.stderr,
                 flush=True,
             )

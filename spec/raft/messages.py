@@ -12,8 +12,11 @@ import attrs
 from spec.raft.log import Snapshot
 from spec.raft.types import Entry, LogIndex, NodeId, Term
 
+# Messages are hashed again and again by the explorer (network sets, memoised steps, views): each
+# caches its hash. Every field is immutable and hashable, so the cached hash never goes stale.
 
-@attrs.frozen(slots=True)
+
+@attrs.frozen(slots=True, cache_hash=True)
 class VoteRequest:
     """RequestVote (Raft §5.2), or a PreVote probe when `pre_vote` (thesis §9.6): `term` is then the term the sender would take."""
 
@@ -27,7 +30,7 @@ class VoteRequest:
     transfer: bool = False
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class VoteResponse:
     sender: NodeId
     recipient: NodeId
@@ -36,7 +39,7 @@ class VoteResponse:
     pre_vote: bool = False
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class AppendRequest:
     """AppendEntries (Raft §5.3): entries follow (previous_index, previous_term); `commit` is the leader's commit index."""
 
@@ -49,7 +52,7 @@ class AppendRequest:
     commit: LogIndex
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class AppendResponse:
     """Reply to AppendEntries or to a snapshot.
 
@@ -67,7 +70,7 @@ class AppendResponse:
     hint_term: Term = Term(0)
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class HeartbeatRequest:
     """An empty AppendEntries that only asserts leadership (Raft §5.2); `commit` is capped at the follower's match.
 
@@ -81,7 +84,7 @@ class HeartbeatRequest:
     read_context: bytes | None = None
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class HeartbeatResponse:
     sender: NodeId
     recipient: NodeId
@@ -89,7 +92,7 @@ class HeartbeatResponse:
     read_context: bytes | None = None
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class SnapshotRequest:
     """InstallSnapshot (Raft §7): sent when a follower needs entries the leader has compacted."""
 
@@ -99,7 +102,7 @@ class SnapshotRequest:
     snapshot: Snapshot
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class TimeoutNow:
     """Leadership transfer: the leader tells a caught-up follower to start an election now (thesis §3.10)."""
 
@@ -108,7 +111,7 @@ class TimeoutNow:
     term: Term
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class ReadIndexRequest:
     """A follower asks the leader for a safe read index on behalf of its client (thesis §6.4)."""
 
@@ -118,7 +121,7 @@ class ReadIndexRequest:
     context: bytes
 
 
-@attrs.frozen(slots=True)
+@attrs.frozen(slots=True, cache_hash=True)
 class ReadIndexResponse:
     sender: NodeId
     recipient: NodeId
