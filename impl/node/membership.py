@@ -13,6 +13,10 @@ etcd 3.4's (etcdserver/server.go mayAddMember, mayRemoveMember, mayPromoteMember
 isLearnerReady; membership/cluster.go ValidateConfigurationChange, IsReadyTo*): a request is
 refused with the same error etcd gives, and a committed change that no longer fits the table
 changes nothing and answers that error.
+
+One deliberate difference: etcd 3.4's MemberUpdate rewrites the member's raft attributes
+without its learner flag, so `member list` then shows a learner as a voter while Raft still
+treats it as a learner (seen with etcd 3.4.23; 3.5 keeps the flag). Here the flag is kept.
 """
 
 from __future__ import annotations
