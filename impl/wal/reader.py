@@ -26,7 +26,6 @@ from impl.wal.files import SegmentName, list_segments
 from impl.wal.record import (
     CRC_C_FUNCTION,
     CRC_C_TABLE,
-    LENGTH_FIELD,
     LENGTH_FIELD_BYTES,
     RECORD_BYTES_MAX,
     FrameEnd,
@@ -35,7 +34,6 @@ from impl.wal.record import (
     decode_length_field,
     encode_varint,
     read_frame,
-    read_varint,
     scan_segment,
 )
 from impl.wal.types import (
@@ -255,7 +253,7 @@ def _replay_run(
     # Speed: everything the loop uses is bound to a local name (a global or attribute lookup
     # per record costs as much as a check), and a frame's length field and record header are
     # read in one unpack.
-    unpack_two, unpack = _TWO_WORDS.unpack_from, LENGTH_FIELD.unpack_from
+    unpack_two, from_bytes = _TWO_WORDS.unpack_from, int.from_bytes
     starts_with = buffer.startswith
     crc_update, crc_table = CRC_C_FUNCTION, CRC_C_TABLE
     append, new_tuple = entries.append, tuple.__new__
@@ -264,55 +262,52 @@ def _replay_run(
     term = entries[-1].term if entries else 0
     next_index = replay.last_index + 1
     index_varint, index_bytes = _varint_field(next_index)
-    # The layouts seen so far, by crc width and length field (valid for this term and index
-    # width): layouts[crc width][length field].
-    layouts: list[dict[int, _EntryLayout]] = [{} for _ in range(6)]
-    five_byte_crc_layouts = layouts[5]
+    # The layouts seen so far by length field, for this term and index width, for records
+    # whose crc takes 5 and 4 bytes (a crc below 2**21, 1 in 2048, is left to the rules).
+    five_byte_crc_layouts: dict[int, _EntryLayout] = {}
+    four_byte_crc_layouts: dict[int, _EntryLayout] = {}
+    # The chain as crcmod's C function carries it (all bits inverted), and the tables that
+    # turn that into the 5-byte varint of the CRC (see `_crc_varint_tables`).
+    register = running_crc ^ 0xFFFFFFFF
+    varint_low, varint_middle, varint_high = _CRC_VARINT_TABLES
     size = len(buffer)
     try:
         while offset + 16 <= size:
             length_field, header = unpack_two(buffer, offset)
-            layout = None
             if header & _FIVE_BYTE_CRC_ENTRY_MASK == _FIVE_BYTE_CRC_ENTRY:  # 15 in 16 entries
-                # The 5-byte crc varint, 7 bits per byte, decoded inline (a call costs more).
-                varint = header >> 24
-                stored_crc = (
-                    varint & 0x7F
-                    | varint >> 1 & 0x3F80
-                    | varint >> 2 & 0x1FC000
-                    | varint >> 3 & 0xFE00000
-                    | varint >> 4 & 0xF0000000
-                )
+                crc_varint = header >> 24
                 layout = five_byte_crc_layouts.get(length_field) or _new_layout(
                     five_byte_crc_layouts, length_field, 5, term, index_bytes
                 )
-            elif header & 0xFFFFFF == _ENTRY_RECORD_START:  # a crc below 2**28 takes fewer bytes
-                crc_field = read_varint(buffer, offset + 11)
-                if crc_field is not None and crc_field[1] - offset - 11 < len(layouts):
-                    stored_crc, crc_bytes = crc_field[0], crc_field[1] - offset - 11
-                    layout = layouts[crc_bytes].get(length_field) or _new_layout(
-                        layouts[crc_bytes], length_field, crc_bytes, term, index_bytes
-                    )
-            if layout is not None and layout is not _NO_LAYOUT:
-                (frame_bytes, record_end, padding, fixed_at, fixed, index_at, index_mask,
-                 payload_header, data_at, payload_at) = layout  # fmt: skip
-                next_offset = offset + frame_bytes
+            elif header & _FOUR_BYTE_CRC_ENTRY_MASK == _FOUR_BYTE_CRC_ENTRY:
+                crc_varint = header >> 24 & 0xFFFFFFFF | 0x80000000  # in its 5-byte form
+                layout = four_byte_crc_layouts.get(length_field) or _new_layout(
+                    four_byte_crc_layouts, length_field, 4, term, index_bytes
+                )
+            else:
+                layout = _NO_LAYOUT
+            if layout is not _NO_LAYOUT:
+                (frame_bytes, record_end, padding, fields_at, fields, index_shift, data_at,
+                 payload_at) = layout  # fmt: skip
                 end = offset + record_end
+                payload_start = offset + payload_at
                 if (
-                    next_offset <= size
-                    and starts_with(padding, end)
-                    and starts_with(fixed, offset + fixed_at)
-                    and unpack(buffer, offset + index_at)[0] & index_mask
-                    == index_varint | payload_header
+                    starts_with(padding, end)  # False too when the frame runs past the end
+                    and from_bytes(buffer[offset + fields_at : payload_start], "little")
+                    == fields | index_varint << index_shift
                 ):
-                    data = buffer[offset + data_at : end]
-                    chained = crc_update(data, running_crc ^ 0xFFFFFFFF, crc_table) ^ 0xFFFFFFFF
-                    if chained == stored_crc:
+                    after = crc_update(buffer[offset + data_at : end], register, crc_table)
+                    if (
+                        varint_low[after & 0x7FF]
+                        | varint_middle[after >> 11 & 0x7FF]
+                        | varint_high[after >> 22]
+                        == crc_varint
+                    ):
                         # Entry is a NamedTuple: tuple.__new__ builds it without a Python call.
-                        payload = buffer[offset + payload_at : end]
+                        payload = buffer[payload_start:end]
                         append(new_tuple(Entry, (term, next_index, normal, payload)))
-                        running_crc = chained
-                        offset = next_offset
+                        register = after
+                        offset += frame_bytes
                         next_index += 1
                         if index_varint & 0x7F != 0x7F:  # the first byte holds the low 7 bits
                             index_varint += 1
@@ -320,21 +315,20 @@ def _replay_run(
                             index_varint, width = _varint_field(next_index)
                             if width != index_bytes:
                                 index_bytes = width
-                                layouts = [{} for _ in range(6)]
-                                five_byte_crc_layouts = layouts[5]
+                                five_byte_crc_layouts, four_byte_crc_layouts = {}, {}
                         continue
             # Not a normal entry continuing the log: a state record, or back to the rules.
-            frame = read_frame(buffer, offset, running_crc, record)
+            frame = read_frame(buffer, offset, register ^ 0xFFFFFFFF, record)
             if frame is None or frame[0] != state_type:
                 break
-            _, running_crc_after, data, next_offset = frame
+            _, running_crc, data, next_offset = frame
             replay.last_index = next_index - 1
             _apply_state(replay, path, offset, data)
-            running_crc, offset = running_crc_after, next_offset
+            register, offset = running_crc ^ 0xFFFFFFFF, next_offset
     except (DecodeError, struct.error):
         pass  # the frame at `offset` goes to the rules, which name the problem
     replay.last_index = next_index - 1
-    return offset, running_crc
+    return offset, register ^ 0xFFFFFFFF
 
 
 # Two little-endian words: a frame's length field and the first 8 bytes of its record.
@@ -345,6 +339,9 @@ _ENTRY_RECORD_START: Final = 0x100208
 # bytes with the continuation bit set, then one below 0x10 (a uint32 has 4 bits left for it).
 _FIVE_BYTE_CRC_ENTRY_MASK: Final = 0xF0_80_80_80_80_FF_FF_FF
 _FIVE_BYTE_CRC_ENTRY: Final = 0x00_80_80_80_80_00_00_00 | _ENTRY_RECORD_START
+# One whose crc takes 4 bytes (from 2**21 to 2**28), followed by the data's tag.
+_FOUR_BYTE_CRC_ENTRY_MASK: Final = 0xFF_80_80_80_80_FF_FF_FF
+_FOUR_BYTE_CRC_ENTRY: Final = 0x1A_00_80_80_80_00_00_00 | _ENTRY_RECORD_START
 
 
 class _EntryLayout(NamedTuple):
@@ -364,17 +361,44 @@ class _EntryLayout(NamedTuple):
     frame_bytes: int  # length field, record and padding: where the next frame starts
     record_end: int
     padding: bytes  # the zeros expected after the record
-    fixed_at: int  # `fixed`: from the data length to the index's tag
-    fixed: bytes
-    index_at: int  # the 8 bytes from here, masked with `index_mask`, hold the index varint
-    index_mask: int  # and then `payload_header`, shifted past it: the payload's tag and
-    payload_header: int  # length, or nothing for an empty payload
+    # The bytes from `fields_at` to `payload_at` (data tag to payload length), read as a
+    # little-endian integer, are `fields` with the index varint shifted by `index_shift`.
+    fields_at: int
+    fields: int
+    index_shift: int
     data_at: int  # the raftpb.Entry
     payload_at: int
 
 
+def _spread_7_bits(value: int) -> int:
+    """`value` cut into 7-bit groups, one per byte from the least significant: a varint
+    without its continuation bits, read as a little-endian integer."""
+    spread = 0
+    for group in range(0, 10):
+        spread |= (value >> 7 * group & 0x7F) << 8 * group
+    return spread
+
+
+def _crc_varint_tables() -> tuple[list[int], list[int], list[int]]:
+    """Three tables that give a CRC's 5-byte varint (continuation bits on the first four
+    bytes, as etcd writes any uint32 of 2**28 or more) from crcmod's register (the CRC with
+    all bits inverted): OR the entries for register bits 0-10, 11-21 and 22-31.
+
+    For speed: the hot loop compares the record's crc bytes with this instead of decoding
+    them, since every integer operation on 40-bit values costs about as much as a lookup,
+    and decoding takes 14 of them.
+    """
+    return (
+        [_spread_7_bits(bits ^ 0x7FF) | 0x80808080 for bits in range(1 << 11)],
+        [_spread_7_bits((bits ^ 0x7FF) << 11) for bits in range(1 << 11)],
+        [_spread_7_bits((bits ^ 0x3FF) << 22) for bits in range(1 << 10)],
+    )
+
+
+_CRC_VARINT_TABLES: Final = _crc_varint_tables()
+
 # A layout no frame fits: the answer for a length field no normal entry of the term fits.
-_NO_LAYOUT: Final = _EntryLayout(0, 0, b"", 0, b"", 0, 0, 0, 0, 0)
+_NO_LAYOUT: Final = _EntryLayout(0, 0, b"", 0, 0, 0, 0, 0)
 
 
 def _new_layout(
@@ -395,7 +419,7 @@ def _entry_layout(
     if decoded is None or not 0 < decoded[0] <= RECORD_BYTES_MAX or not 1 <= crc_bytes <= 5:
         return None
     record_bytes, pad = decoded
-    fixed_at = LENGTH_FIELD_BYTES + 3 + crc_bytes  # after 08 02 10 <crc>
+    fields_at = LENGTH_FIELD_BYTES + 3 + crc_bytes  # after 08 02 10 <crc>
     data_bytes = _length_prefixed(record_bytes - 3 - crc_bytes - 1)  # after the 1A tag
     if data_bytes is None:
         return None
@@ -409,23 +433,18 @@ def _entry_layout(
         if payload_bytes is None:
             return None
         payload_header = b"\x22" + encode_varint(payload_bytes)
-    fixed = b"\x1a" + encode_varint(data_bytes) + entry_start
-    index_at = fixed_at + len(fixed)
+    before_index = b"\x1a" + encode_varint(data_bytes) + entry_start
+    fields = before_index + bytes(index_bytes) + payload_header
     record_end = LENGTH_FIELD_BYTES + record_bytes
-    after_index_bytes = index_bytes + len(payload_header)
-    if after_index_bytes > 8:  # e.g. an index past 2**28 and a payload of 16 KiB or more
-        return None
     return _EntryLayout(
         frame_bytes=record_end + pad,
         record_end=record_end,
         padding=bytes(pad),
-        fixed_at=fixed_at,
-        fixed=fixed,
-        index_at=index_at,
-        index_mask=(1 << 8 * after_index_bytes) - 1,
-        payload_header=int.from_bytes(payload_header, "little") << 8 * index_bytes,
-        data_at=index_at - len(entry_start),
-        payload_at=index_at + after_index_bytes,
+        fields_at=fields_at,
+        fields=int.from_bytes(fields, "little"),
+        index_shift=8 * len(before_index),
+        data_at=fields_at + len(before_index) - len(entry_start),
+        payload_at=fields_at + len(fields),
     )
 
 

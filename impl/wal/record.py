@@ -333,7 +333,7 @@ def encode_varint(value: int) -> bytes:
     return bytes(encoded)
 
 
-def read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
+def _read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
     """(value, next position) of a protobuf varint, or None if it is cut off or too long."""
     value = 0
     for shift in range(0, 70, 7):
@@ -354,12 +354,12 @@ def _implied_record_bytes(buffer: bytes, start: int) -> int | None:
     for expected_tag in (0x08, 0x10):
         if position >= len(buffer) or buffer[position] != expected_tag:
             return None
-        varint = read_varint(buffer, position + 1)
+        varint = _read_varint(buffer, position + 1)
         if varint is None:
             return None
         position = varint[1]
     if position < len(buffer) and buffer[position] == 0x1A:
-        varint = read_varint(buffer, position + 1)
+        varint = _read_varint(buffer, position + 1)
         if varint is None:
             return None
         data_bytes, position = varint
