@@ -239,7 +239,10 @@ def on_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> tuple
     """A heartbeat answer shows the follower is alive: resume probing it and send what it lacks (etcd).
 
     Without this, an append lost in flight would pause a follower forever: in PROBE the probe is
-    never answered, in REPLICATE the in-flight window stays full.
+    never answered, in REPLICATE the in-flight window stays full. The append is sent even when
+    it carries no entries (etcd sendAppend, sendIfEmpty): in REPLICATE everything may already
+    be in flight, and if it was lost only the follower's rejection of an empty append at
+    `next_index - 1` turns the leader back to probing (and to a snapshot once compacted).
     """
     progress = leader_state_of(state).progress.get(message.sender)
     if progress is None:
@@ -250,7 +253,7 @@ def on_heartbeat_response(state: NodeState, message: HeartbeatResponse) -> tuple
         progress = attrs.evolve(progress, inflight=progress.inflight[1:])
     state = with_progress(state, message.sender, progress)
     if progress.match_index < state.log.last_index:
-        return send_append(state, message.sender, allow_empty=False)
+        return send_append(state, message.sender, allow_empty=True)
     return state, NOTHING
 
 

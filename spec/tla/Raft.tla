@@ -468,14 +468,15 @@ OnAppendResponse(s, m) ==
             ELSE Result(accepted, NOTHING)
 
 \* replication.on_heartbeat_response: resume probing; free one in-flight slot if the window is full
-\* (etcd FreeFirstOne), so a lost append cannot pause a follower forever.
+\* (etcd FreeFirstOne), so a lost append cannot pause a follower forever; the append goes even
+\* with no entries (etcd sendIfEmpty), so a follower that lost everything in flight rejects it.
 OnHeartbeatResponse(s, m) ==
     IF m.sender \notin DOMAIN s.progress THEN Result(s, NOTHING)
     ELSE LET alive == [s.progress[m.sender] EXCEPT !.recentlyActive = TRUE, !.probeSent = FALSE]
              progress == IF Len(alive.inflight) >= InflightAppendsMax
                          THEN [alive EXCEPT !.inflight = Tail(@)] ELSE alive
              updated == WithProgress(s, m.sender, progress)
-         IN IF progress.match < LastIndex(updated) THEN SendAppend(updated, m.sender, FALSE)
+         IN IF progress.match < LastIndex(updated) THEN SendAppend(updated, m.sender, TRUE)
             ELSE Result(updated, NOTHING)
 
 \* replication.is_well_formed_append: entry terms never decrease and never exceed the sender's term.
