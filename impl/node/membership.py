@@ -282,9 +282,11 @@ def check_update(
 def validate_change(table: MemberTable, action: ChangeAction, member: Member) -> EtcdError | None:
     """etcd ValidateConfigurationChange: what a committed change must still fit when applied."""
     member_id = member.member_id
+    if member_id in table.removed:
+        return EtcdError.MEMBER_NOT_FOUND  # etcd ErrIDRemoved, which its API reports so
     match action:
         case ChangeAction.ADD_VOTER | ChangeAction.ADD_LEARNER:
-            if member_id in table.removed or table.get(member_id) is not None:
+            if table.get(member_id) is not None:
                 return EtcdError.MEMBER_EXISTS
             if set(member.peer_urls) & table.peer_urls_in_use():
                 return EtcdError.PEER_URL_EXISTS

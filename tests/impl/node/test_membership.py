@@ -121,9 +121,13 @@ def test_etcds_errors_for_each_change() -> None:
     assert check_update(THREE, 9, ("http://h:1",)) is EtcdError.MEMBER_NOT_FOUND
     assert check_update(THREE, 1, member(2).peer_urls) is EtcdError.PEER_URL_EXISTS
     assert check_update(THREE, 1, member(1).peer_urls) is None
+    assert validate_change(THREE, ChangeAction.ADD_VOTER, Member(3, "", ("http://new:1",))) is (
+        EtcdError.MEMBER_EXISTS
+    )
+    # A removed id is gone for good: etcd's ErrIDRemoved, reported as "member not found".
     removed = apply_change(THREE, ChangeAction.REMOVE, member(3))
     assert validate_change(removed, ChangeAction.ADD_VOTER, Member(3, "", ("http://new:1",))) is (
-        EtcdError.MEMBER_EXISTS
+        EtcdError.MEMBER_NOT_FOUND
     )
 
 
