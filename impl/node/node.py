@@ -13,6 +13,19 @@ futures. Each turn of the loop:
 3. reports `StorageAcknowledged` and `Applied` back to the spec, carrying out what follows.
 
 Protocol decisions (who leads, what commits, when a read is safe) are the spec's alone.
+
+Membership: a member change is checked against etcd's rules (impl.node.membership) on the
+leader's raft loop and proposed as a configuration entry whose context carries the member;
+the spec changes Raft's membership when the entry commits, and the node, applying it, changes
+the member table (stored in the keyspace), the transport's peers and what MemberList answers.
+
+Snapshots: when the spec sends one, the leader streams a consistent copy of its keyspace with
+it (impl.transport); the follower keeps the verified file as `member/snap/<index>.snap.db`,
+steps the message, and if the spec installs the snapshot records it (snap file, WAL record)
+and swaps the keyspace in; a restart between the two finishes the swap.
+
+Start: the peer port is bound before the data directory is touched; an existing directory must
+be the flags' member's (WAL metadata, stored member records), else `NodeError` and no change.
 """
 
 from __future__ import annotations
