@@ -143,33 +143,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--block", type=int, default=40, help="operations per block")
     parser.add_argument("--replay-mb", type=int, default=256, help="size of the replayed log")
     parser.add_argument(
+        "--replay-only", action="store_true", help="measure replay only (no fdatasync loops)"
+    )
+    parser.add_argument(
         "--dir", type=Path, default=None, help="where to write (default: a temp dir)"
     )
     arguments = parser.parse_args(argv)
     base = Path(tempfile.mkdtemp(prefix="wal-bench-", dir=arguments.dir))
     pairs, block = arguments.pairs, arguments.block
     try:
-        raw_4k = RawLoop(base / "raw-4k", 4096)
-        raw_304 = RawLoop(base / "raw-304", 304)
-        print(f"directory: {base}; {pairs} pairs of {block}-operation blocks per comparison")
-        raw_rate, raw_small_rate, ratios = paired(raw_4k.run, raw_304.run, pairs, block)
-        print(f"raw 4 KiB pwrite+fdatasync: {raw_rate:8.0f} /s (median of blocks)")
-        print(
-            f"raw 304 B pwrite+fdatasync: {raw_small_rate:8.0f} /s, ratio to 4 KiB {quartiles(ratios)}"
-        )
-        for batch_size in (1, 10, 100):
-            loop = WalLoop(base / f"wal-{batch_size}", batch_size)
-            raw_rate, saves, ratios = paired(raw_4k.run, loop.run, pairs, block)
-            print(
-                f"WAL save, batch {batch_size:>3} x {ENTRY_BYTES} B: {saves:7.0f} saves/s "
-                f"{saves * batch_size:8.0f} entries/s; ratio to raw 4 KiB {quartiles(ratios)}"
-            )
-            if batch_size == 1:
-                _, _, small_ratios = paired(raw_304.run, loop.run, pairs, block)
-                print(f"  the same saves against raw 304 B: ratio {quartiles(small_ratios)}")
-            loop.close()
-        raw_4k.close()
-        raw_304.close()
+        if not arguments.replay_only:
+            measure_saves(base, pairs, block)
         speed, elapsed, cpu_speed, entries = replay_megabytes_per_second(base, arguments.replay_mb)
         print(
             f"replay {arguments.replay_mb} MB ({entries} entries, page cache warm): {elapsed:.2f} s, "
@@ -178,6 +162,31 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         shutil.rmtree(base, ignore_errors=True)
     return 0
+
+
+def measure_saves(base: Path, pairs: int, block: int) -> None:
+    """Print the raw fdatasync rates and the WAL's save rates against them."""
+    raw_4k = RawLoop(base / "raw-4k", 4096)
+    raw_304 = RawLoop(base / "raw-304", 304)
+    print(f"directory: {base}; {pairs} pairs of {block}-operation blocks per comparison")
+    raw_rate, raw_small_rate, ratios = paired(raw_4k.run, raw_304.run, pairs, block)
+    print(f"raw 4 KiB pwrite+fdatasync: {raw_rate:8.0f} /s (median of blocks)")
+    print(
+        f"raw 304 B pwrite+fdatasync: {raw_small_rate:8.0f} /s, ratio to 4 KiB {quartiles(ratios)}"
+    )
+    for batch_size in (1, 10, 100):
+        loop = WalLoop(base / f"wal-{batch_size}", batch_size)
+        raw_rate, saves, ratios = paired(raw_4k.run, loop.run, pairs, block)
+        print(
+            f"WAL save, batch {batch_size:>3} x {ENTRY_BYTES} B: {saves:7.0f} saves/s "
+            f"{saves * batch_size:8.0f} entries/s; ratio to raw 4 KiB {quartiles(ratios)}"
+        )
+        if batch_size == 1:
+            _, _, small_ratios = paired(raw_304.run, loop.run, pairs, block)
+            print(f"  the same saves against raw 304 B: ratio {quartiles(small_ratios)}")
+        loop.close()
+    raw_4k.close()
+    raw_304.close()
 
 
 if __name__ == "__main__":
