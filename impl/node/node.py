@@ -148,6 +148,8 @@ SNAPSHOT_RESEND_PAUSE_SECONDS: Final = 3.0
 # A member that applied its own removal stops this long after (etcd stopWithDelay), so the
 # commit of its removal can still reach the others.
 REMOVED_STOP_DELAY_SECONDS: Final = 1.0
+# Election timeouts without a leader after which a member asks its peers whether it was removed.
+REMOVAL_CHECK_ELECTIONS: Final = 3
 # How long a joining member keeps asking the members in --initial-cluster for the cluster.
 JOIN_TIMEOUT_SECONDS: Final = 10.0
 _RECORD_CLUSTER: Final = b"cluster"
@@ -250,6 +252,8 @@ class Node:
         self._watch_stream_ids = itertools.count(1)
         self._published = False
         self._ticks_until_publish = 0
+        self._leaderless_ticks = 0
+        self._asking_whether_removed = threading.Event()
 
     # --- starting and stopping --------------------------------------------------------------
 
@@ -675,6 +679,7 @@ class Node:
                 event = Tick()
                 self._publish_attributes()
                 self._expire_leases()
+                self._notice_removal()
                 if self._reads_to_retry:
                     retry, self._reads_to_retry = self._reads_to_retry, []
                     for pending in retry:
@@ -1111,6 +1116,49 @@ class Node:
         timer = threading.Timer(REMOVED_STOP_DELAY_SECONDS, stop_now)
         timer.daemon = True
         timer.start()
+
+    def _notice_removal(self) -> None:
+        """A member removed while it was down hears from no leader: the others no longer send to
+        it. After a few election timeouts without one it asks its peers for the member table,
+        and stops if it was removed (etcd learns it from its peers' 410 Gone)."""
+        if self.state.leader is not None or self.removed:
+            self._leaderless_ticks = 0
+            return
+        self._leaderless_ticks += 1
+        if self._leaderless_ticks < REMOVAL_CHECK_ELECTIONS * self.settings.election_ticks:
+            return
+        self._leaderless_ticks = 0
+        if self._asking_whether_removed.is_set() or self.transport is None:
+            return
+        self._asking_whether_removed.set()
+        addresses = list(self.transport.peers().values())
+        threading.Thread(
+            target=self._ask_whether_removed, args=(addresses,), name="removal-check", daemon=True
+        ).start()
+
+    def _ask_whether_removed(self, addresses: list[tuple[str, int]]) -> None:
+        try:
+            for address in addresses:
+                answer = fetch_cluster_info(address)
+                if answer is None:
+                    continue
+                try:
+                    info = ClusterInfo.decode(answer)
+                except ValueError:
+                    continue
+                if info.cluster_id == self.cluster_id and self.member_id in info.table.removed:
+                    log.error(
+                        "the member has been permanently removed from the cluster "
+                        "(the member at %s:%d says so); stopping",
+                        *address,
+                    )
+                    self.removed = True
+                    self._stopping.set()
+                    if self.on_stopped is not None:
+                        self.on_stopped()
+                    return
+        finally:
+            self._asking_whether_removed.clear()
 
     def _apply_lease(self, request: lease.LeaseGrantRequest | lease.LeaseRevokeRequest) -> Result:
         now = time.monotonic() if self.state.role is Role.LEADER else None

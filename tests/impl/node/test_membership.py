@@ -285,3 +285,27 @@ def test_membership_survives_a_restart(tmp_path: Path) -> None:
             "the restarted member lists the added one",
             lambda: logs(cluster, tmp_path),
         )
+
+
+def test_a_member_removed_while_it_was_down_stops_when_it_restarts(tmp_path: Path) -> None:
+    """Nobody sends to a removed member, so it never hears of its removal from the log: hearing
+    from no leader, it asks its peers and stops (etcd's peers answer it 410 Gone)."""
+    with EtcdrefCluster(tmp_path) as cluster:
+        leader = cluster.wait_for_leader()
+        gone = (leader + 1) % cluster.size
+        gone_id = etcdctl([cluster.endpoints[gone]], "endpoint", "status").stdout.split(", ")[1]
+        time.sleep(HEALTH_INTERVAL_SECONDS + 0.5)  # the others must have been connected 5 s
+        cluster.kill(gone)
+        time.sleep(1)  # the leader notices it is down: removing it cannot cost the quorum
+        others = [endpoint for index, endpoint in enumerate(cluster.endpoints) if index != gone]
+        removed = etcdctl(others, "member", "remove", gone_id)
+        assert removed.returncode == 0, removed.stderr
+        cluster.spawn(gone)
+        process = cluster.processes[gone]
+        assert process is not None
+        process.wait(timeout=30)
+        assert "the member has been permanently removed from the cluster" in (
+            cluster.log_path(gone).read_text()
+        )
+        cluster.processes[gone] = None
+        assert etcdctl(others, "put", "still", "working").returncode == 0
