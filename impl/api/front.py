@@ -8,6 +8,10 @@ its first bytes:
   byte to the gRPC server (gRPC always speaks HTTP/2; etcd's cmux makes the same choice);
 * anything else is HTTP/1.1, handed to `http_handler` as an asyncio stream pair.
 
+Until the member is `ready` (its own name and client URLs published through Raft) a connection
+is accepted but not answered, as etcd serves its client listeners only after ReadyNotify: a
+client waits (within its deadline) instead of seeing a member table without this member's URLs.
+
 One asyncio loop on one thread carries every connection. The relay moves bytes between two
 transports with flow control both ways (a full write buffer pauses reading on the other side),
 and the protocol objects do nothing per byte beyond `write`, so the relay costs one extra
@@ -26,6 +30,7 @@ log = logging.getLogger("etcdref.front")
 
 HTTP2_PREFACE: Final = b"PRI * HTTP/2.0"
 SNIFF_BYTES: Final = 4  # "PRI " against an HTTP/1.1 method (GET, POST, PUT, ...)
+READY_POLL_SECONDS: Final = 0.02  # how often a connection accepted before readiness looks again
 HTTP_READ_LIMIT_BYTES: Final = 64 * 1024  # request line and headers
 
 HttpHandler = Callable[[asyncio.StreamReader, asyncio.StreamWriter], Awaitable[None]]
@@ -88,11 +93,30 @@ class _Sniffer(asyncio.Protocol):
             return
         self.decided = True
         assert self.transport is not None
-        if self.buffer.startswith(HTTP2_PREFACE[:SNIFF_BYTES]):
-            self.transport.pause_reading()
-            self.front.loop.create_task(self._relay(self.transport, self.buffer))
+        if self.front.ready.is_set():
+            self._dispatch(self.transport, self.buffer)
         else:
-            self._serve_http(self.transport, self.buffer)
+            self.transport.pause_reading()
+            self.front.loop.create_task(self._dispatch_when_ready(self.transport, self.buffer))
+
+    def _dispatch(self, transport: asyncio.Transport, first: bytes) -> None:
+        if first.startswith(HTTP2_PREFACE[:SNIFF_BYTES]):
+            transport.pause_reading()
+            self.front.loop.create_task(self._relay(transport, first))
+        else:
+            self._serve_http(transport, first)
+
+    async def _dispatch_when_ready(self, transport: asyncio.Transport, first: bytes) -> None:
+        """Hold a connection accepted before the member was ready (see the module doc)."""
+        while not self.front.ready.is_set():
+            if transport.is_closing():
+                return
+            await asyncio.sleep(READY_POLL_SECONDS)
+        if transport.is_closing():
+            return
+        self._dispatch(transport, first)
+        if not first.startswith(HTTP2_PREFACE[:SNIFF_BYTES]):
+            transport.resume_reading()  # (the relay resumes its side once connected upstream)
 
     def eof_received(self) -> bool:
         return False
@@ -138,10 +162,15 @@ class ClientFront:
         addresses: list[tuple[str, int]],
         grpc_address: tuple[str, int],
         http_handler: HttpHandler,
+        ready: threading.Event | None = None,
     ) -> None:
         self.addresses = addresses
         self.grpc_address = grpc_address
         self.http_handler = http_handler
+        if ready is None:
+            ready = threading.Event()
+            ready.set()
+        self.ready = ready
         self.loop = asyncio.new_event_loop()
         self._servers: list[asyncio.Server] = []
         self._tasks: set[asyncio.Task[Any]] = set()

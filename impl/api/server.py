@@ -31,6 +31,7 @@ from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
 from impl.api import convert
 from impl.api.alarm import AlarmAction, AlarmRequest, AlarmResponse, AlarmType
 from impl.api.convert import ReplicatedRequest
+from impl.api.forward import LeaderForwarder
 from impl.api.front import ClientFront
 from impl.api.gateway import Gateway
 from impl.api.maintenance import backend_hash, copy_keyspace, snapshot_chunks
@@ -73,6 +74,7 @@ class _Handlers:
     def __init__(self, node: Node) -> None:
         self.node = node
         self.request_timeout_seconds = 5 + 2 * node.config.election_timeout_ms / 1000
+        self.forwarder = LeaderForwarder(node, self.request_timeout_seconds, abort)
 
     def header(self, revision: int = 0) -> ResponseHeader:
         if revision == 0:
@@ -86,6 +88,13 @@ class _Handlers:
 
     def header_pb(self) -> rpc_pb2.ResponseHeader:
         return convert.header_out(self.header())
+
+    def cluster_header_pb(self) -> rpc_pb2.ResponseHeader:
+        """etcd 3.4's Cluster service builds its own header (v3rpc/member.go `header()`): the
+        cluster, the member and the term, but no revision, unlike every other service."""
+        return rpc_pb2.ResponseHeader(
+            cluster_id=self.node.cluster_id, member_id=self.node.member_id, raft_term=self.node.term
+        )
 
     def wait(self, future: Future[object], context: grpc.ServicerContext) -> object:
         try:
@@ -180,26 +189,6 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
 
     def __init__(self, handlers: _Handlers) -> None:
         self.handlers = handlers
-        self._channels: dict[str, grpc.Channel] = {}
-
-    def leader_channel(self, context: grpc.ServicerContext) -> grpc.Channel | None:
-        """None when this member leads; else a channel to the leader (no leader: the call ends)."""
-        node = self.handlers.node
-        self.handlers.require_leader(context)
-        if node.is_leader:
-            return None
-        urls = node.client_urls.get(node.leader or 0)
-        if not urls:
-            abort(context, EtcdError.NO_LEADER)
-        address = urls[0].split("://", 1)[-1]
-        channel = self._channels.get(address)
-        if channel is None:
-            channel = self._channels[address] = grpc.insecure_channel(address)
-        return channel
-
-    def _leader_stub(self, context: grpc.ServicerContext) -> rpc_pb2_grpc.LeaseStub | None:
-        channel = self.leader_channel(context)
-        return None if channel is None else rpc_pb2_grpc.LeaseStub(channel)
 
     def _own_header(self, header: rpc_pb2.ResponseHeader) -> None:
         """A forwarded answer carries this member's header, as in etcd (whose leader answers a
@@ -234,11 +223,17 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
         self, requests: Iterator[rpc_pb2.LeaseKeepAliveRequest], context: grpc.ServicerContext
     ) -> Iterator[rpc_pb2.LeaseKeepAliveResponse]:
         for request in requests:
-            stub = self._leader_stub(context)
-            if stub is not None:
-                for answer in stub.LeaseKeepAlive(
-                    iter([request]), timeout=self.handlers.request_timeout_seconds
-                ):
+            forwarded = self.handlers.forwarder.forward(
+                lambda channel, timeout: list(
+                    rpc_pb2_grpc.LeaseStub(channel).LeaseKeepAlive(
+                        iter([request]),  # noqa: B023 (called before the loop moves on)
+                        timeout=timeout,
+                    )
+                ),
+                context,
+            )
+            if forwarded is not None:
+                for answer in forwarded:
                     self._own_header(answer.header)
                     yield answer
                 continue
@@ -252,11 +247,13 @@ class LeaseService(rpc_pb2_grpc.LeaseServicer):
     def LeaseTimeToLive(
         self, request: rpc_pb2.LeaseTimeToLiveRequest, context: grpc.ServicerContext
     ) -> rpc_pb2.LeaseTimeToLiveResponse:
-        stub = self._leader_stub(context)
-        if stub is not None:
-            forwarded: rpc_pb2.LeaseTimeToLiveResponse = stub.LeaseTimeToLive(
-                request, timeout=self.handlers.request_timeout_seconds
-            )
+        forwarded: rpc_pb2.LeaseTimeToLiveResponse | None = self.handlers.forwarder.forward(
+            lambda channel, timeout: rpc_pb2_grpc.LeaseStub(channel).LeaseTimeToLive(
+                request, timeout=timeout
+            ),
+            context,
+        )
+        if forwarded is not None:
             self._own_header(forwarded.header)
             return forwarded
         node = self.handlers.node
@@ -499,31 +496,25 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
 
     def __init__(self, handlers: _Handlers) -> None:
         self.handlers = handlers
-        self._lease_service = LeaseService(handlers)  # for its channels to the leader
-
-    def _leader_stub(self, context: grpc.ServicerContext) -> rpc_pb2_grpc.ClusterStub | None:
-        """None when this member leads; else a stub for the leader (no leader: the call ends)."""
-        channel = self._lease_service.leader_channel(context)
-        return None if channel is None else rpc_pb2_grpc.ClusterStub(channel)
-
-    def _forward(self, call: Any, request: Any, context: grpc.ServicerContext) -> Any:
-        try:
-            return call(request, timeout=self.handlers.request_timeout_seconds)
-        except grpc.RpcError as error:
-            context.abort(error.code(), error.details() or "")
 
     def _change(
         self, method: str, request: Any, change: MemberRequest, context: grpc.ServicerContext
     ) -> Any:
         """The leader makes the change and answers with the members after it (and the member
         itself, for an add); a follower forwards the call to the leader."""
-        stub = self._leader_stub(context)
-        if stub is not None:
-            return self._forward(getattr(stub, method), request, context)
+        forwarded = self.handlers.forwarder.forward(
+            lambda channel, timeout: getattr(rpc_pb2_grpc.ClusterStub(channel), method)(
+                request, timeout=timeout
+            ),
+            context,
+            retry=False,  # a change must not be made twice
+        )
+        if forwarded is not None:
+            return forwarded
         result = self.handlers.wait(self.handlers.node.change_membership(change), context)
         assert isinstance(result, MembershipChanged)
         response = getattr(rpc_pb2, f"{method}Response")(
-            header=self.handlers.header_pb(),
+            header=self.handlers.cluster_header_pb(),
             members=[self._member_out(member) for member in result.members],
         )
         if method == "MemberAdd":
@@ -544,7 +535,7 @@ class ClusterService(rpc_pb2_grpc.ClusterServicer):
         self, request: rpc_pb2.MemberListRequest, context: grpc.ServicerContext
     ) -> rpc_pb2.MemberListResponse:
         members = [self._member_out(member) for member in self.handlers.node.member_table.members]
-        return rpc_pb2.MemberListResponse(header=self.handlers.header_pb(), members=members)
+        return rpc_pb2.MemberListResponse(header=self.handlers.cluster_header_pb(), members=members)
 
     def MemberAdd(
         self, request: rpc_pb2.MemberAddRequest, context: grpc.ServicerContext
@@ -710,7 +701,7 @@ def serve(node: Node, listen_addresses: list[str]) -> ClientServer:
     metrics = NodeMetrics(node)
     metrics.instrument()
     gateway = Gateway(node, f"{INTERNAL_GRPC_HOST}:{grpc_port}", metrics)
-    front = ClientFront(addresses, (INTERNAL_GRPC_HOST, grpc_port), gateway.handle)
+    front = ClientFront(addresses, (INTERNAL_GRPC_HOST, grpc_port), gateway.handle, node.ready)
     try:
         front.start()
     except OSError as error:

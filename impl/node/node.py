@@ -251,6 +251,10 @@ class Node:
         self.watch_streams: dict[int, WatchStream] = {}  # touched only on the raft loop
         self._watch_stream_ids = itertools.count(1)
         self._published = False
+        # Set once this member's own attributes (name, client URLs) applied in this run: the
+        # client port serves nothing before (etcd serves clients only after ReadyNotify, which
+        # publish closes), so no client sees a member table that lacks this member's URLs.
+        self.ready = threading.Event()
         self._ticks_until_publish = 0
         self._leaderless_ticks = 0
         self._asking_whether_removed = threading.Event()
@@ -1000,7 +1004,9 @@ class Node:
             if attributes is not None:
                 published_id, name, urls = attributes
                 self._apply_attributes(published_id, name, urls)
-                self._published = self._published or published_id == self.member_id
+                if published_id == self.member_id:
+                    self._published = True
+                    self.ready.set()
                 continue
             update = update_in(entry.data)
             if update is not None:

@@ -4,7 +4,8 @@
 cluster with one fault, as it does against real etcd. Where etcdref differs from etcd, the
 test that shows the difference runs against both servers: it passes against real etcd and is
 marked `xfail(strict=True)` against etcdref, naming the gap, so it starts failing (and must be
-unmarked) the day the gap is closed.
+unmarked) the day the gap is closed. No such gap is open now: each test below names the gap it
+once showed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import uuid
 from pathlib import Path
 from typing import Any
 
+import grpc
 import pytest
 
 from conformance import leases
@@ -31,26 +33,9 @@ from tests.conformance.test_three_members_with_a_fault import (
     assert_guarantees_hold_through_the_fault,
 )
 
-GAP_SERVES_BEFORE_PUBLISHED = (
-    "etcdref gap: a member answers clients before its client URLs are published through Raft "
-    "(etcd serves clients only after publish, ReadyNotify), so MemberList lists no clientURLs"
+BOTH_SERVERS = pytest.mark.parametrize(
+    "server", [pytest.param("etcd", marks=pytest.mark.etcd), "etcdref"]
 )
-GAP_FORWARD_WITHOUT_LEADER = (
-    "etcdref gap: LeaseTimeToLive on a follower whose leader was just killed fails at once with "
-    "UNKNOWN 'Exception calling application: <_InactiveRpcError ... UNAVAILABLE failed to connect "
-    "...>' (the forwarding error escapes the handler); etcd waits within the request's deadline "
-    "for the new leader and answers (TTL 4 after about 3 s)"
-)
-
-
-def both_servers(gap: str, raises: type[Exception] = AssertionError) -> Any:
-    """Parametrize over real etcd (must pass) and etcdref (a named, strict xfail that must
-    fail with `raises`)."""
-    xfail = pytest.mark.xfail(strict=True, reason=gap, raises=raises)
-    return pytest.mark.parametrize(
-        "server",
-        [pytest.param("etcd", marks=pytest.mark.etcd), pytest.param("etcdref", marks=xfail)],
-    )
 
 
 def test_single_etcdref_member_passes_the_quick_profile(
@@ -107,10 +92,12 @@ class StartWithoutWaiting(LaunchedCluster):
         return None
 
 
-@both_servers(GAP_SERVES_BEFORE_PUBLISHED)
+@BOTH_SERVERS
 def test_first_answer_already_lists_the_members_client_urls(server: Server) -> None:
     """Request: MemberList, sent as soon as the member answers its first Status.
-    Expected (etcd): the member itself listed with its clientURLs. etcdref: clientURLs empty."""
+    Expected (etcd): the member itself listed with its clientURLs. (etcdref answered before its
+    attributes were published, with clientURLs empty; its client port now waits for them, as
+    etcd's does: impl/api/front.py.)"""
     with StartWithoutWaiting(size=1, server=server) as cluster:
         deadline = time.monotonic() + 30
         with EtcdClient(cluster.endpoints[0], timeout_seconds=1.0) as client:
@@ -125,7 +112,7 @@ def test_first_answer_already_lists_the_members_client_urls(server: Server) -> N
     assert [list(member.clientURLs) for member in listed] == [[cluster.members[0].client_url]]
 
 
-@pytest.mark.parametrize("server", [pytest.param("etcd", marks=pytest.mark.etcd), "etcdref"])
+@BOTH_SERVERS
 def test_restarted_follower_still_lists_urls_and_forwards_lease_requests(server: Server) -> None:
     """Kill a follower, restart it from its data directory, wait until it is ready. Requests to
     it: MemberList, LeaseTimeToLive and LeaseKeepAlive of a lease granted before the kill.
@@ -151,10 +138,36 @@ def test_restarted_follower_still_lists_urls_and_forwards_lease_requests(server:
             assert client.lease_keep_alive_once(lease).TTL == 60
 
 
-@both_servers(GAP_FORWARD_WITHOUT_LEADER)
+@BOTH_SERVERS
 def test_lease_survives_the_loss_of_its_leader(server: Server) -> None:
     """Grant a 4 s lease through a follower, attach a key, SIGKILL the leader, then through the
     follower: LeaseTimeToLive (10 s deadline) must answer TTL > 0, keep-alive the granted TTL,
-    the key must stay until the lease is revoked (`leases.check_lease_across_leader_change`)."""
+    the key must stay until the lease is revoked (`leases.check_lease_across_leader_change`).
+    (etcdref failed at once with UNKNOWN 'Exception calling application: <_InactiveRpcError
+    ... UNAVAILABLE ...>' before its follower waited for the new leader: impl/api/forward.py.)"""
     with LaunchedCluster(size=3, server=server) as cluster:
         assert leases.check_lease_across_leader_change(cluster, b"/leader-change/") == []
+
+
+@BOTH_SERVERS
+def test_forwarded_lease_call_without_quorum_answers_no_leader(server: Server) -> None:
+    """Grant a lease, SIGKILL the leader and one follower, then LeaseTimeToLive through the
+    survivor with a deadline longer than etcd's request timeout (7 s). Expected (etcd): the
+    survivor tries the dead leader, then waits for a new one that cannot be elected, and answers
+    UNAVAILABLE `etcdserver: no leader` when its request timeout ends, not a Python error."""
+    with LaunchedCluster(size=3, server=server) as cluster:
+        leader = cluster.leader_index()
+        assert leader is not None
+        survivor, other = (leader + 1) % 3, (leader + 2) % 3
+        with EtcdClient(cluster.endpoints[survivor], timeout_seconds=5.0) as client:
+            lease = client.lease_grant(rpc_pb2.LeaseGrantRequest(TTL=60)).ID
+            cluster.kill(leader)
+            cluster.kill(other)
+            started = time.monotonic()
+            with pytest.raises(RequestFailed) as failure:
+                client.lease_time_to_live(rpc_pb2.LeaseTimeToLiveRequest(ID=lease), 12)
+    assert (failure.value.code, failure.value.details) == (
+        grpc.StatusCode.UNAVAILABLE,
+        "etcdserver: no leader",
+    )
+    assert 5 < time.monotonic() - started < 12

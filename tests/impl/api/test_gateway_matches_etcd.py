@@ -239,20 +239,7 @@ MEMBER_LIST_STEP = REQUESTS.index(("POST", "/v3/cluster/member/list", "{}"))
 
 
 @pytest.mark.parametrize(
-    "step",
-    [
-        pytest.param(
-            step,
-            marks=pytest.mark.xfail(
-                strict=True,
-                reason="Cluster.MemberList fills header.revision; etcd 3.4 leaves it out",
-            ),
-        )
-        if step == MEMBER_LIST_STEP
-        else step
-        for step in range(len(REQUESTS))
-    ],
-    ids=[f"{m} {p} {b[:30]}" for m, p, b in REQUESTS],
+    "step", range(len(REQUESTS)), ids=[f"{m} {p} {b[:30]}" for m, p, b in REQUESTS]
 )
 def test_the_gateway_answers_what_etcd_answers(
     transcripts: tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]], step: int
@@ -261,12 +248,14 @@ def test_the_gateway_answers_what_etcd_answers(
     assert ours[step] == etcd[step]
 
 
-def test_member_list_differs_only_by_the_header_revision(
+def test_member_list_header_has_no_revision(
     transcripts: tuple[tuple[list[str], list[str]], tuple[list[str], list[str]]],
 ) -> None:
-    (ours, _), (etcd, _) = transcripts
-    without_revision = re.sub(r'"revision": "\d+", ', "", ours[MEMBER_LIST_STEP])
-    assert without_revision == etcd[MEMBER_LIST_STEP]
+    """etcd 3.4's Cluster service leaves the revision out of its header (a broken variant that
+    fills it, as etcdref did, fails here and in the step comparison above)."""
+    (ours, _), _ = transcripts
+    header = json.loads(ours[MEMBER_LIST_STEP].split("\n", 2)[2])["header"]
+    assert "revision" not in header and "raft_term" in header
 
 
 def test_watch_streams_what_etcd_streams(
