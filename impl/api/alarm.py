@@ -2,8 +2,10 @@
 
 An `AlarmRequest` (GET, ACTIVATE or DEACTIVATE) is proposed like a write and applied in log
 order by every member, so all agree on the active alarms (etcd 3.4 `etcdserver/apply.go:Alarm`,
-`etcdserver/api/v3alarm/alarms.go`). Alarms are kept in memory only: unlike etcd, which stores
-them in the backend's `alarm` bucket, a restarted etcdref member has none (a known gap).
+`etcdserver/api/v3alarm/alarms.go`). The active alarms are stored in the keyspace file with the
+batch that changed them (`encode`, as etcd stores them in its backend's `alarm` bucket), and a
+member that restarts or installs a snapshot takes them back with their applier (`restored`,
+etcd restoreAlarms).
 
 Applying an alarm switches the member's *applier*, exactly when etcd does:
 
@@ -18,19 +20,29 @@ Applying an alarm switches the member's *applier*, exactly when etcd does:
 
 Reads are served outside the applier in etcd (serializable or after ReadIndex), so an alarm never
 refuses them.
+
+The space quota (`BackendQuota`, etcd 3.4 `etcdserver/quota.go`): a Put, a Txn or a LeaseGrant
+is allowed only while the backend file's size plus the request's cost stays under
+`--quota-backend-bytes`. It is checked twice, as etcd does: by the member a client asks, before
+proposing (which then raises a NOSPACE alarm with its own id and answers `etcdserver: mvcc:
+database space exceeded`), and by every member when it applies the request (the write is applied
+all the same, its client gets the same error, and a member that sees no NOSPACE alarm yet
+raises one). The check is approximate by nature: the file grows in pages.
 """
 
 from __future__ import annotations
 
 import enum
+import json
 
 import attrs
 
-from spec import lease
+from spec import constants, lease
 from spec.errors import EtcdError
 from spec.mvcc import KeyValueRequest, PutRequest, RequestOp, TxnRequest
 
-KV_OVERHEAD_BYTES = 256  # etcd quota.go kvOverhead: the cost of a put beyond its key and value
+KV_OVERHEAD_BYTES = constants.put_cost_overhead_bytes  # etcd quota.go kvOverhead
+LEASE_OVERHEAD_BYTES = constants.lease_cost_bytes  # etcd quota.go leaseOverhead
 
 
 class AlarmType(enum.IntEnum):
@@ -101,6 +113,29 @@ class Alarms:
         self.active: tuple[AlarmMember, ...] = ()
         self.applier = Applier.NORMAL
 
+    def encode(self) -> bytes:
+        """The active alarms as stored in the keyspace file."""
+        return json.dumps(
+            [[member.member_id, member.alarm.name] for member in self.active]
+        ).encode()
+
+    @classmethod
+    def restored(cls, stored: bytes | None) -> Alarms:
+        """The alarms a keyspace file holds, with the applier they select at start (etcd
+        restoreAlarms: any CORRUPT alarm selects the corrupt applier, else any NOSPACE alarm the
+        capped one). ValueError when the stored text is damaged."""
+        alarms = cls()
+        try:
+            pairs = json.loads(stored) if stored is not None else []
+            alarms.active = tuple(AlarmMember(int(ident), AlarmType[name]) for ident, name in pairs)
+        except (TypeError, KeyError, ValueError) as error:  # ValueError: bad JSON or id
+            raise ValueError(f"damaged alarm record: {error}") from None
+        if alarms.of_type(AlarmType.CORRUPT):
+            alarms.applier = Applier.CORRUPT
+        elif alarms.of_type(AlarmType.NOSPACE):
+            alarms.applier = Applier.CAPPED
+        return alarms
+
     def of_type(self, alarm: AlarmType) -> tuple[AlarmMember, ...]:
         """etcd AlarmStore.Get: alarms of one type, or all of them for NONE."""
         if alarm is AlarmType.NONE:
@@ -142,3 +177,37 @@ class Alarms:
             if isinstance(request, TxnRequest) and txn_cost(request) > 0:
                 return EtcdError.NO_SPACE
         return None
+
+
+QuotaRequest = KeyValueRequest | lease.LeaseGrantRequest | lease.LeaseRevokeRequest
+
+
+def quota_cost(request: QuotaRequest) -> int | None:
+    """etcd quota.go Cost: what a Put, Txn or LeaseGrant adds to the backend; None for the
+    requests the quota does not limit (reads, deletes, compaction, revokes)."""
+    if isinstance(request, PutRequest):
+        return _put_cost(request)
+    if isinstance(request, TxnRequest):
+        return txn_cost(request)
+    if isinstance(request, lease.LeaseGrantRequest):
+        return LEASE_OVERHEAD_BYTES
+    return None
+
+
+@attrs.frozen
+class BackendQuota:
+    """`--quota-backend-bytes`: 0 means etcd's default (2 GiB), a negative value no quota."""
+
+    configured_bytes: int = 0
+
+    @property
+    def limit_bytes(self) -> int | None:
+        if self.configured_bytes < 0:
+            return None
+        return self.configured_bytes or constants.backend_quota_bytes
+
+    def available(self, request: QuotaRequest, backend_size_bytes: int) -> bool:
+        """etcd backendQuota.Available: size + cost < quota (always, for what it does not limit)."""
+        cost = quota_cost(request)
+        limit = self.limit_bytes
+        return cost is None or limit is None or backend_size_bytes + cost < limit

@@ -13,6 +13,7 @@ request that gets no answer within etcd's request timeout (5 s + 2 election time
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import queue
 import threading
@@ -29,7 +30,7 @@ import grpc
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
 from etcdpb.grpc_health.v1 import health_pb2, health_pb2_grpc
 from impl.api import convert
-from impl.api.alarm import AlarmAction, AlarmRequest, AlarmResponse, AlarmType
+from impl.api.alarm import AlarmAction, AlarmRequest, AlarmResponse, AlarmType, QuotaRequest
 from impl.api.convert import ReplicatedRequest
 from impl.api.forward import LeaderForwarder
 from impl.api.front import ClientFront
@@ -122,7 +123,21 @@ class _Handlers:
 
     def write(self, request: ReplicatedRequest, context: grpc.ServicerContext) -> Any:
         self.require_leader(context)
+        if not isinstance(request, AlarmRequest):
+            self.check_quota(request, context)
         return self.wait(self.node.propose(request), context)
+
+    def check_quota(self, request: QuotaRequest, context: grpc.ServicerContext) -> None:
+        """etcd v3rpc/quota.go: a Put, Txn or LeaseGrant that would take the backend over its
+        quota is refused before it is proposed, once this member has raised a NOSPACE alarm
+        with its own id through Raft (waited for, its outcome ignored, as etcd does)."""
+        node = self.node
+        if node.quota.available(request, node.keyspace.size_bytes()):
+            return
+        alarm = AlarmRequest(AlarmAction.ACTIVATE, node.member_id, AlarmType.NOSPACE)
+        with contextlib.suppress(futures.TimeoutError):
+            node.propose(alarm).result(timeout=self.request_timeout_seconds)
+        abort(context, EtcdError.NO_SPACE)
 
     def fill(self, header: Any) -> None:
         """Set the member fields of a response header (and of every nested header)."""

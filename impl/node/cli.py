@@ -53,6 +53,12 @@ def node_parser() -> argparse.ArgumentParser:
     )
     add("--max-request-bytes", type=int, default=constants.request_size_bytes_max)
     add("--pre-vote", action="store_true")
+    add(
+        "--quota-backend-bytes",
+        type=int,
+        default=0,
+        help="raise a NOSPACE alarm when the backend exceeds this (0: 2 GiB; negative: no quota)",
+    )
     return parser
 
 
@@ -76,6 +82,7 @@ def config_from(arguments: argparse.Namespace) -> NodeConfig:
         snapshot_catch_up_entries=arguments.experimental_snapshot_catchup_entries,
         max_request_bytes=arguments.max_request_bytes,
         pre_vote=arguments.pre_vote,
+        quota_backend_bytes=arguments.quota_backend_bytes,
     )
 
 

@@ -77,6 +77,7 @@ class NodeConfig:
     snapshot_catch_up_entries: int = constants.snapshot_catch_up_entries
     max_request_bytes: int = constants.request_size_bytes_max
     pre_vote: bool = False
+    quota_backend_bytes: int = 0  # 0: etcd's default (2 GiB); negative: no quota
 
     def check(self) -> None:
         """Refuse what etcd refuses at start, with etcd's reasons."""

@@ -45,7 +45,7 @@ from typing import Final
 
 import attrs
 
-from impl.api.alarm import AlarmRequest, Alarms
+from impl.api.alarm import AlarmAction, AlarmRequest, Alarms, AlarmType, BackendQuota
 from impl.api.convert import (
     ReplicatedRequest,
     internal_request_in,
@@ -154,6 +154,7 @@ REMOVAL_CHECK_ELECTIONS: Final = 3
 JOIN_TIMEOUT_SECONDS: Final = 10.0
 _RECORD_CLUSTER: Final = b"cluster"
 _RECORD_MEMBERS: Final = b"members"
+_RECORD_ALARMS: Final = b"alarms"  # the active alarms (impl.api.alarm), as etcd's alarm bucket
 
 log = logging.getLogger("etcdref.node")
 
@@ -243,6 +244,7 @@ class Node:
         self.is_leader = False
         self.leader_changes_seen = 0  # etcd_server_leader_changes_seen_total
         self.alarms = Alarms()  # NOSPACE / CORRUPT, applied through Raft (impl.api.alarm)
+        self.quota = BackendQuota(config.quota_backend_bytes)
         self.on_stopped: Callable[[], None] | None = None
         # Client URLs each member published through Raft (etcd's member attributes).
         self.client_urls: dict[int, list[str]] = {}
@@ -313,6 +315,7 @@ class Node:
                 self._take_cluster_from_peers()
             self._create()
         self.leases = lease.recover(self.keyspace)
+        self._load_alarms()
 
     def _create(self) -> None:
         """A new member: the keyspace with the cluster's records first, then the WAL (whose
@@ -517,6 +520,7 @@ class Node:
             self.keyspace.host_record(_RECORD_CLUSTER), self.keyspace.host_record(_RECORD_MEMBERS)
         )
         self.leases = lease.recover(self.keyspace)
+        self._load_alarms()  # the leader's alarms come with its keyspace (etcd restoreAlarms)
 
     def _connect_peers(self) -> None:
         """Send to every other member at its first peer URL; forget members that left."""
@@ -1020,20 +1024,23 @@ class Node:
             if request is None:
                 continue
             if isinstance(request, AlarmRequest):
-                results.append((request_id, self.alarms.apply(request)))
+                results.append((request_id, self._apply_alarm(request)))
                 continue
             refused = self.alarms.refusal(request)
             if refused is not None:
                 results.append((request_id, refused))
                 continue
+            over_quota = not self.quota.available(request, self.keyspace.size_bytes())
             if isinstance(request, lease.LeaseGrantRequest | lease.LeaseRevokeRequest):
-                results.append((request_id, self._apply_lease(request)))
+                results.append(
+                    (request_id, self._quota_result(self._apply_lease(request), over_quota))
+                )
                 continue
             outcome = apply_request(self.keyspace, request)
             if isinstance(outcome, MvccApplied):
                 self.keyspace.apply(outcome.changes)
                 self._notify_watchers(outcome.events)
-                results.append((request_id, outcome.response))
+                results.append((request_id, self._quota_result(outcome.response, over_quota)))
             else:
                 results.append((request_id, outcome.error))
         last = entries[-1].index
@@ -1048,6 +1055,37 @@ class Node:
         for future, result in futures:
             if future is not None and not future.done():
                 future.set_result(result)
+
+    def _apply_alarm(self, request: AlarmRequest) -> Result:
+        """Apply an alarm request; the active alarms are stored with the batch, so a restarted
+        member keeps them (etcd's `alarm` bucket)."""
+        before = self.alarms.active
+        response = self.alarms.apply(request)
+        if self.alarms.active != before:
+            self.keyspace.put_host_record(_RECORD_ALARMS, self.alarms.encode())
+        return response
+
+    def _load_alarms(self) -> None:
+        """The alarms the keyspace file holds, with their applier (etcd restoreAlarms)."""
+        try:
+            self.alarms = Alarms.restored(self.keyspace.host_record(_RECORD_ALARMS))
+        except ValueError as error:
+            raise NodeError(f"{self.snap_dir / 'db'}: {error}") from None
+
+    def _quota_result(self, result: Result, over_quota: bool) -> Result:
+        """etcd's quota applier: a write that found the backend over its quota was applied all
+        the same but answers `database space exceeded`, and the first member to see that with
+        no NOSPACE alarm active raises one through Raft (etcd applyEntryNormal)."""
+        if not over_quota or isinstance(result, EtcdError):
+            return result
+        if not self.alarms.of_type(AlarmType.NOSPACE):
+            log.warning(
+                "backend quota exceeded (%d bytes); raising the NOSPACE alarm",
+                self.keyspace.size_bytes(),
+            )
+            alarm = AlarmRequest(AlarmAction.ACTIVATE, self.member_id, AlarmType.NOSPACE)
+            self._inputs.put(("propose", internal_request_out(self.next_request_id(), alarm)))
+        return EtcdError.NO_SPACE
 
     def _apply_member_change(self, entry: Entry) -> tuple[int, Result]:
         """A committed configuration entry: Raft's membership changed with its commit (the spec's

@@ -4,6 +4,8 @@ test_maintenance_matches_etcd.py)."""
 
 from __future__ import annotations
 
+import pytest
+
 from impl.api.alarm import (
     AlarmAction,
     AlarmMember,
@@ -11,6 +13,7 @@ from impl.api.alarm import (
     Alarms,
     AlarmType,
     Applier,
+    BackendQuota,
     txn_cost,
 )
 from spec import lease
@@ -80,3 +83,35 @@ def test_txn_cost_is_the_larger_branchs_puts() -> None:
     small, large = PutRequest(key=b"a", value=b"x"), PutRequest(key=b"b", value=b"y" * 100)
     assert txn_cost(TxnRequest(success=(small,), failure=(large,))) == 256 + 1 + 100
     assert txn_cost(TxnRequest(success=(TxnRequest(success=(large,)),))) == 0
+
+
+def test_stored_alarms_come_back_with_their_applier() -> None:
+    """etcd restoreAlarms: a restarted member takes its alarms from the backend, and any CORRUPT
+    alarm selects the corrupt applier, else any NOSPACE alarm the capped one."""
+    alarms = Alarms()
+    alarms.apply(AlarmRequest(ACTIVATE, 1, NOSPACE))
+    restored = Alarms.restored(alarms.encode())
+    assert (restored.active, restored.applier) == ((AlarmMember(1, NOSPACE),), Applier.CAPPED)
+    alarms.apply(AlarmRequest(ACTIVATE, 2, CORRUPT))
+    assert Alarms.restored(alarms.encode()).applier is Applier.CORRUPT
+    nothing = Alarms.restored(None)
+    assert (nothing.active, nothing.applier) == ((), Applier.NORMAL)
+
+
+def test_a_damaged_alarm_record_is_refused() -> None:
+    for damaged in (b"{", b'[["x", "NOSPACE"]]', b'[[1, "FULL"]]', b"7"):
+        with pytest.raises(ValueError, match="damaged alarm record"):
+            Alarms.restored(damaged)
+
+
+def test_the_quota_counts_what_etcd_counts() -> None:
+    """etcd quota.go: size + cost < quota; a put costs 256 + key + value, a lease grant 64;
+    deletes and revokes cost nothing; 0 means 2 GiB, a negative quota none."""
+    quota = BackendQuota(1000)
+    assert quota.available(PutRequest(key=b"k", value=b"v" * 100), 1000 - 358)
+    assert not quota.available(PutRequest(key=b"k", value=b"v" * 100), 1000 - 357)
+    assert not quota.available(lease.LeaseGrantRequest(TTL=60, ID=1), 1000 - 64)  # type: ignore[arg-type]
+    assert quota.available(DeleteRangeRequest(key=b"k"), 10**9)
+    assert quota.available(lease.LeaseRevokeRequest(ID=1), 10**9)  # type: ignore[arg-type]
+    assert BackendQuota(0).limit_bytes == 2 * 1024**3
+    assert BackendQuota(-1).available(PUT, 10**12)
