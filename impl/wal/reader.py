@@ -11,6 +11,8 @@ from __future__ import annotations
 import enum
 import gc
 import itertools
+import mmap
+import os
 import struct
 from pathlib import Path
 from typing import Final, NamedTuple
@@ -30,6 +32,7 @@ from impl.wal.record import (
     RECORD_BYTES_MAX,
     FrameEnd,
     RecordType,
+    SegmentBuffer,
     SegmentScan,
     decode_length_field,
     encode_varint,
@@ -153,10 +156,17 @@ def _read_wal(directory: Path, snapshot: SnapshotPoint | None) -> WalReadResult:
     for position, segment in enumerate(segments):
         path = directory / segment.file_name()
         is_tail = position == len(segments) - 1
-        buffer = _read_file(path)
-        scan = _replay_segment(replay, path, buffer, running_crc, is_tail)
-        running_crc = scan.running_crc
-        if is_tail:
+        if not is_tail:
+            mapped = _map_file(path)
+            try:
+                running_crc = _replay_segment(replay, path, mapped, running_crc, False).running_crc
+            finally:
+                if isinstance(mapped, mmap.mmap):
+                    mapped.close()
+        else:
+            buffer = _read_file(path)
+            scan = _replay_segment(replay, path, buffer, running_crc, True)
+            running_crc = scan.running_crc
             tail_valid_bytes = scan.end_offset
             if scan.end is FrameEnd.TORN:
                 tail_state, tail_reason = TailState.TORN, scan.reason
@@ -192,11 +202,28 @@ def _read_file(path: Path) -> bytes:
         raise WalError(f"wal: cannot read {path}: {error.strerror or error}") from None
 
 
+def _map_file(path: Path) -> SegmentBuffer:
+    """A segment other than the last, mapped read-only (b"" when empty); close it after use.
+
+    For speed: reading a 64 MB segment copies it into freshly allocated memory, about 40 ms
+    here, 6 to 8% of its replay; mapping it copies nothing. Only the last segment is ever
+    truncated (torn-tail repair, and etcd's cut of the segment it was writing), and a file
+    that shrank under a mapping would kill the reader with SIGBUS, so the last one is read.
+    """
+    try:
+        with path.open("rb") as file:
+            if os.fstat(file.fileno()).st_size == 0:
+                return b""
+            return mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ)
+    except OSError as error:
+        raise WalError(f"wal: cannot read {path}: {error.strerror or error}") from None
+
+
 _SEGMENT_HEADER = (RecordType.CRC, RecordType.METADATA)
 
 
 def _replay_segment(
-    replay: _Replay, path: Path, buffer: bytes, running_crc: int, tail: bool
+    replay: _Replay, path: Path, buffer: SegmentBuffer, running_crc: int, tail: bool
 ) -> SegmentScan:
     """Apply one segment's records in order and say how it ends (END or TORN; CORRUPT raises).
 
@@ -233,7 +260,7 @@ FAST_REPLAY = True
 
 
 def _replay_run(
-    replay: _Replay, path: Path, buffer: bytes, offset: int, running_crc: int
+    replay: _Replay, path: Path, buffer: SegmentBuffer, offset: int, running_crc: int
 ) -> tuple[int, int]:
     """Apply consecutive entry and state records from `offset` as fast as Python allows;
     return where it stopped and the CRC chain there.
@@ -258,7 +285,6 @@ def _replay_run(
     # per record costs as much as a check), and a frame's length field and record header are
     # read in one unpack.
     unpack_two, from_bytes = _TWO_WORDS.unpack_from, int.from_bytes
-    starts_with = buffer.startswith
     crc_update, crc_table = CRC_C_FUNCTION, CRC_C_TABLE
     append, new_tuple = entries.append, tuple.__new__
     state_type, normal = int(RecordType.STATE), int(EntryType.NORMAL)  # enum lookups are slow
@@ -294,9 +320,11 @@ def _replay_run(
                 (frame_bytes, record_end, padding, fields_at, fields, index_shift, data_at,
                  payload_at) = layout  # fmt: skip
                 end = offset + record_end
+                next_offset = offset + frame_bytes
                 payload_start = offset + payload_at
                 if (
-                    starts_with(padding, end)  # False too when the frame runs past the end
+                    next_offset <= size
+                    and buffer[end:next_offset] == padding
                     and from_bytes(buffer[offset + fields_at : payload_start], "little")
                     == fields | index_varint << index_shift
                 ):
@@ -311,7 +339,7 @@ def _replay_run(
                         payload = buffer[payload_start:end]
                         append(new_tuple(Entry, (term, next_index, normal, payload)))
                         register = after
-                        offset += frame_bytes
+                        offset = next_offset
                         next_index += 1
                         if index_varint & 0x7F != 0x7F:  # the first byte holds the low 7 bits
                             index_varint += 1

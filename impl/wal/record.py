@@ -21,6 +21,7 @@ loses whole 512-byte sectors, never bits): see `classify_bad_frame`.
 from __future__ import annotations
 
 import enum
+import mmap
 import struct
 import sys
 from collections.abc import Callable
@@ -77,6 +78,9 @@ def crc32c(data: bytes | memoryview, previous: int = 0) -> int:
 
 
 LENGTH_FIELD: Final = struct.Struct("<Q")
+
+# A segment's bytes: read into memory, or mapped (slicing either gives bytes).
+SegmentBuffer = bytes | mmap.mmap
 
 
 def pad_bytes_for(record_bytes: int) -> int:
@@ -141,16 +145,16 @@ class SegmentScan:
     reason: str = ""
 
 
-def _all_zero(buffer: bytes, start: int, stop: int) -> bool:
-    """Whether buffer[start:stop] holds only zero bytes (counted in C, without a copy)."""
-    return buffer.count(0, start, stop) == stop - start
+def _all_zero(buffer: SegmentBuffer, start: int, stop: int) -> bool:
+    """Whether buffer[start:stop] holds only zero bytes (at most a sector: copied to count)."""
+    return buffer[start:stop].count(0) == stop - start
 
 
 _KNOWN_RECORD_TYPES: Final = frozenset(int(record_type) for record_type in RecordType)
 
 
 def scan_segment(
-    buffer: bytes,
+    buffer: SegmentBuffer,
     running_crc: int,
     tail: bool,
     start_offset: int = 0,
@@ -195,7 +199,7 @@ def scan_segment(
 
 
 def read_frame(
-    buffer: bytes, offset: int, running_crc: int, record: record_pb2.Record
+    buffer: SegmentBuffer, offset: int, running_crc: int, record: record_pb2.Record
 ) -> tuple[int, int, bytes, int] | None:
     """The frame at `offset`, if it holds a valid record continuing the chain at `running_crc`:
     (record type, chain value after it, data, offset of the next frame). None for anything
@@ -246,7 +250,7 @@ def read_frame(
     return record_type, stored_crc, data, end + pad
 
 
-def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
+def frame_problem(buffer: SegmentBuffer, offset: int, running_crc: int) -> str:
     """Why the frame at `offset` is not a valid record continuing the chain at `running_crc`,
     one rule at a time: the rules `scan_segment` applies in its fast loop."""
     size = len(buffer)
@@ -259,7 +263,7 @@ def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
     end = start + record_bytes
     if record_bytes > RECORD_BYTES_MAX or end + pad > size:
         return f"record length {record_bytes} runs past the end of the file or the limit"
-    if buffer.count(0, end, end + pad) != pad:
+    if buffer[end : end + pad].count(0) != pad:
         return "non-zero bytes in the padding"
     record = record_pb2.Record()
     try:
@@ -290,7 +294,7 @@ def frame_problem(buffer: bytes, offset: int, running_crc: int) -> str:
     raise AssertionError("frame_problem called on a valid record")
 
 
-def classify_bad_frame(buffer: bytes, offset: int, running_crc: int) -> FrameEnd:
+def classify_bad_frame(buffer: SegmentBuffer, offset: int, running_crc: int) -> FrameEnd:
     """Whether a damaged frame in the last segment is a torn write (`TORN`) or damage.
 
     etcd (decoder.go isTornEntry) calls a bad last-file record torn when any 512-byte-sector
@@ -333,7 +337,7 @@ def encode_varint(value: int) -> bytes:
     return bytes(encoded)
 
 
-def _read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
+def _read_varint(buffer: SegmentBuffer, position: int) -> tuple[int, int] | None:
     """(value, next position) of a protobuf varint, or None if it is cut off or too long."""
     value = 0
     for shift in range(0, 70, 7):
@@ -347,7 +351,7 @@ def _read_varint(buffer: bytes, position: int) -> tuple[int, int] | None:
     return None
 
 
-def _implied_record_bytes(buffer: bytes, start: int) -> int | None:
+def _implied_record_bytes(buffer: SegmentBuffer, start: int) -> int | None:
     """The length a walpb.Record starting at `start` has by its own fields, as etcd writes them
     (type, crc, then data if present), or None if the bytes do not begin such a record."""
     position = start
@@ -368,7 +372,7 @@ def _implied_record_bytes(buffer: bytes, start: int) -> int | None:
 
 
 def _intact_under_implied_length(
-    buffer: bytes, start: int, running_crc: int, claimed_bytes: int
+    buffer: SegmentBuffer, start: int, running_crc: int, claimed_bytes: int
 ) -> bool:
     """True when the record at `start` decodes and chains under a length other than the claimed
     one: the record is whole, so its length field is what was damaged."""
