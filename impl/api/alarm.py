@@ -39,10 +39,8 @@ import attrs
 
 from spec import constants, lease
 from spec.errors import EtcdError
-from spec.mvcc import KeyValueRequest, PutRequest, RequestOp, TxnRequest
-
-KV_OVERHEAD_BYTES = constants.put_cost_overhead_bytes  # etcd quota.go kvOverhead
-LEASE_OVERHEAD_BYTES = constants.lease_cost_bytes  # etcd quota.go leaseOverhead
+from spec.mvcc import KeyValueRequest, PutRequest, TxnRequest, check_quota, write_cost_bytes
+from spec.mvcc.limits import check_lease_grant_quota
 
 
 class AlarmType(enum.IntEnum):
@@ -92,17 +90,9 @@ class Applier(enum.Enum):
     CORRUPT = "corrupt"
 
 
-def _put_cost(operation: RequestOp) -> int:
-    if isinstance(operation, PutRequest):
-        return KV_OVERHEAD_BYTES + len(operation.key) + len(operation.value)
-    return 0
-
-
 def txn_cost(request: TxnRequest) -> int:
     """etcd quota.go costTxn: the larger branch's puts (nested transactions do not count)."""
-    success = sum(_put_cost(operation) for operation in request.success)
-    failure = sum(_put_cost(operation) for operation in request.failure)
-    return max(success, failure)
+    return write_cost_bytes(request)
 
 
 class Alarms:
@@ -182,18 +172,6 @@ class Alarms:
 QuotaRequest = KeyValueRequest | lease.LeaseGrantRequest | lease.LeaseRevokeRequest
 
 
-def quota_cost(request: QuotaRequest) -> int | None:
-    """etcd quota.go Cost: what a Put, Txn or LeaseGrant adds to the backend; None for the
-    requests the quota does not limit (reads, deletes, compaction, revokes)."""
-    if isinstance(request, PutRequest):
-        return _put_cost(request)
-    if isinstance(request, TxnRequest):
-        return txn_cost(request)
-    if isinstance(request, lease.LeaseGrantRequest):
-        return LEASE_OVERHEAD_BYTES
-    return None
-
-
 @attrs.frozen
 class BackendQuota:
     """`--quota-backend-bytes`: 0 means etcd's default (2 GiB), a negative value no quota."""
@@ -207,7 +185,11 @@ class BackendQuota:
         return self.configured_bytes or constants.backend_quota_bytes
 
     def available(self, request: QuotaRequest, backend_size_bytes: int) -> bool:
-        """etcd backendQuota.Available: size + cost < quota (always, for what it does not limit)."""
-        cost = quota_cost(request)
+        """etcd backendQuota.Available, decided by spec.mvcc.limits: size + cost < quota for a
+        Put, Txn or LeaseGrant; anything else is always allowed."""
         limit = self.limit_bytes
-        return cost is None or limit is None or backend_size_bytes + cost < limit
+        if limit is None or isinstance(request, lease.LeaseRevokeRequest):
+            return True
+        if isinstance(request, lease.LeaseGrantRequest):
+            return check_lease_grant_quota(backend_size_bytes, limit) is None
+        return check_quota(request, backend_size_bytes, limit) is None
