@@ -54,6 +54,14 @@ class Propose:
 
 
 @attrs.frozen(slots=True)
+class ProposeBatch:
+    """Commands that arrived together, proposed at once: one append, the same messages (etcd's
+    MsgProp carries many entries). The log and state equal proposing each `Propose` in turn."""
+
+    data: tuple[bytes, ...]
+
+
+@attrs.frozen(slots=True)
 class ProposeConfigurationChange:
     change: ConfigurationChange
 
@@ -99,6 +107,7 @@ Input = (
     | HeartbeatTimeout
     | Receive
     | Propose
+    | ProposeBatch
     | ProposeConfigurationChange
     | RequestRead
     | TransferLeadership

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from spec.raft.io import Output, Propose, ProposeConfigurationChange, Refusal, RefusalReason
 from spec.raft.reads import committed_in_current_term
-from spec.raft.replication import append_to_own_log, broadcast_append
+from spec.raft.replication import append_all_to_own_log, append_to_own_log, broadcast_append
 from spec.raft.state import NodeState
 from spec.raft.types import ConfigurationChange, EntryKind, Role
 
@@ -25,6 +25,19 @@ def on_propose(state: NodeState, data: bytes) -> tuple[NodeState, Output]:
     if reason is not None:
         return state, Output(refusals=(Refusal(Propose(data), reason, state.leader),))
     state, appended = append_to_own_log(state, data, EntryKind.NORMAL)
+    state, sent = broadcast_append(state, allow_empty=False)
+    return state, appended.then(sent)
+
+
+def on_propose_batch(state: NodeState, data: tuple[bytes, ...]) -> tuple[NodeState, Output]:
+    """Commands that arrived together are appended in order and replicated in the same messages
+    (Raft §5.3; etcd's MsgProp carries many entries): the log and state `on_propose` of each in
+    turn would give, with fewer messages; refused, each is refused as its own `Propose`."""
+    reason = refusal_reason_for_proposal(state)
+    if reason is not None:
+        refusals = tuple(Refusal(Propose(each), reason, state.leader) for each in data)
+        return state, Output(refusals=refusals)
+    state, appended = append_all_to_own_log(state, data)
     state, sent = broadcast_append(state, allow_empty=False)
     return state, appended.then(sent)
 

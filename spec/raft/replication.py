@@ -45,6 +45,17 @@ def append_to_own_log(state: NodeState, data: bytes, kind: EntryKind) -> tuple[N
     return appended, Output(entries_to_persist=(entry,))
 
 
+def append_all_to_own_log(state: NodeState, data: tuple[bytes, ...]) -> tuple[NodeState, Output]:
+    """`append_to_own_log` of each command in turn, as normal entries of the leader's term."""
+    first = state.log.last_index + 1
+    entries = tuple(
+        Entry(state.term, LogIndex(first + offset), EntryKind.NORMAL, each)
+        for offset, each in enumerate(data)
+    )
+    appended = attrs.evolve(state, log=state.log.append_all(entries))
+    return appended, Output(entries_to_persist=entries)
+
+
 def send_append(state: NodeState, peer: NodeId, allow_empty: bool) -> tuple[NodeState, Output]:
     """Send `peer` the next entries it lacks, or the snapshot if they were compacted (Raft §5.3, §7).
 

@@ -27,6 +27,7 @@ from spec.raft.io import (
     Input,
     Output,
     Propose,
+    ProposeBatch,
     ProposeConfigurationChange,
     Receive,
     RequestRead,
@@ -49,7 +50,7 @@ from spec.raft.messages import (
     VoteRequest,
     VoteResponse,
 )
-from spec.raft.proposals import on_propose, on_propose_configuration_change
+from spec.raft.proposals import on_propose, on_propose_batch, on_propose_configuration_change
 from spec.raft.reads import (
     on_read_heartbeat_response,
     on_read_index_request,
@@ -87,6 +88,8 @@ def step(state: NodeState, event: Input) -> tuple[NodeState, Output]:
             after, output = on_message(state, message)
         case Propose(data):
             after, output = on_propose(state, data)
+        case ProposeBatch(data):
+            after, output = on_propose_batch(state, data)
         case ProposeConfigurationChange(change):
             after, output = on_propose_configuration_change(state, change)
         case RequestRead(context):

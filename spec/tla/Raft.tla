@@ -713,6 +713,18 @@ OnPropose(s, value) ==
     IF RefusalReasonForProposal(s) # Nil THEN Result(s, NOTHING)
     ELSE BroadcastAppend(AppendToOwnLog(s, value, Nil, Normal), FALSE)
 
+\* replication.append_all_to_own_log: AppendToOwnLog of each value in turn.
+RECURSIVE AppendAllToOwnLog(_, _)
+AppendAllToOwnLog(s, values) ==
+    IF values = <<>> THEN s
+    ELSE AppendAllToOwnLog(AppendToOwnLog(s, Head(values), Nil, Normal), Tail(values))
+
+\* proposals.on_propose_batch: values that arrived together, appended in order and sent in the
+\* same messages (etcd's MsgProp carries many entries).
+OnProposeBatch(s, values) ==
+    IF RefusalReasonForProposal(s) # Nil THEN Result(s, NOTHING)
+    ELSE BroadcastAppend(AppendAllToOwnLog(s, values), FALSE)
+
 \* proposals.has_pending_configuration_change: a membership change not yet committed.
 HasPendingConfigurationChange(s) ==
     \E k \in (s.commitIndex + 1)..LastIndex(s) :
@@ -890,6 +902,7 @@ Step(s, input) ==
             [] input.type = "HeartbeatTimeout" -> OnHeartbeatTimeout(s)
             [] input.type = "Receive" -> OnMessage(s, input.message)
             [] input.type = "Propose" -> OnPropose(s, input.data)
+            [] input.type = "ProposeBatch" -> OnProposeBatch(s, input.data)
             [] input.type = "ProposeConfigurationChange" -> OnProposeConfigurationChange(s, input.change)
             [] input.type = "RequestRead" -> OnRequestRead(s, input.context)
             [] input.type = "TransferLeadership" -> OnTransferLeadership(s, input.target)

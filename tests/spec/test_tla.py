@@ -37,6 +37,7 @@ from spec.raft.io import (
     Input,
     Output,
     Propose,
+    ProposeBatch,
     ProposeConfigurationChange,
     Receive,
     RequestRead,
@@ -989,6 +990,8 @@ def tla_input(event: Input) -> Fn | None:
             return Fn({"type": "Receive", "message": tla_message(message)})
         case Propose(data):
             return Fn({"type": "Propose", "data": data.decode()})
+        case ProposeBatch(data):
+            return Fn({"type": "ProposeBatch", "data": tuple(each.decode() for each in data)})
         case RequestRead(context):
             return Fn({"type": "RequestRead", "context": context})
         case TransferLeadership(target):
@@ -1061,6 +1064,7 @@ def step_disagreements(evaluator: Evaluator, state: NodeState, event: Input) -> 
 def inputs_for(cluster: model.ClusterState, node: NodeState) -> list[Input]:
     """The inputs the cluster model could give `node` now (as the explorer's actions would)."""
     events: list[Input] = [ElectionTimeout(), HeartbeatTimeout(), Propose(b"v")]
+    events += [ProposeBatch((b"v", b"w", b"x")), ProposeBatch(())]
     events += [Receive(m) for m in cluster.network if m.recipient == node.node_id]
     events += [RequestRead(b"r%d" % len(cluster.ghost.reads)), TransferLeadership(NodeId(2))]
     if node.log.last_index > node.durable_index:
