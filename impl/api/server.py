@@ -6,9 +6,13 @@ as etcd serves both on one port.
 
 Each handler validates as etcd's API layer does (spec.mvcc.validate_request, the request size),
 hands the request to the node and waits for the answer. Errors leave with etcd's exact text and
-gRPC code from spec.errors. No leader known: `etcdserver: no leader` at once, never a hang. A
-request that gets no answer within etcd's request timeout (5 s + 2 election timeouts) gets
-`etcdserver: request timed out`. Services not built yet answer UNIMPLEMENTED.
+gRPC code from spec.errors. No leader known: `etcdserver: no leader` at once, never a hang,
+except for what a follower forwards to the leader (lease keep-alive and time-to-live, member
+changes), which waits for a leader within the request timeout as etcd does (impl/api/forward.py).
+A request that gets no answer within etcd's request timeout (5 s + 2 election timeouts) gets
+`etcdserver: request timed out`. A Put, Txn or LeaseGrant over `--quota-backend-bytes` raises
+the NOSPACE alarm and gets `etcdserver: mvcc: database space exceeded` (impl/api/alarm.py).
+Services not built yet answer UNIMPLEMENTED.
 """
 
 from __future__ import annotations
@@ -46,6 +50,10 @@ from spec.mvcc import RangeRequest, ResponseHeader, Revision, validate_request
 
 SERVER_VERSION = "3.4.23"
 INTERNAL_GRPC_HOST = "127.0.0.1"  # the gRPC server's own port, reached through the front
+# grpcio runs each call on a pool thread, which a write holds until it is applied and a watch or
+# keep-alive stream for its whole life: the pool bounds the writes in flight (etcd has a
+# goroutine per call, no such bound). `etcdctl check perf --load m` keeps 200 writes in flight.
+GRPC_THREADS_MAX = 1024
 T = TypeVar("T")
 
 
@@ -697,7 +705,7 @@ def serve(node: Node, listen_addresses: list[str]) -> ClientServer:
     except ValueError:
         raise OSError(f"cannot listen for clients on {listen_addresses}: not host:port") from None
     server = grpc.server(
-        futures.ThreadPoolExecutor(max_workers=32, thread_name_prefix="grpc"),
+        futures.ThreadPoolExecutor(max_workers=GRPC_THREADS_MAX, thread_name_prefix="grpc"),
         options=grpc_options(node.config.max_request_bytes),
         interceptors=[LearnerGuard(node)],
     )
