@@ -9,6 +9,10 @@ from collections.abc import Callable, Sequence
 SUITES: dict[str, tuple[str, str]] = {
     "raft": ("benchmarks.raft.__main__", "spec steps per second and explorer states per second"),
     "wal": ("benchmarks.wal.__main__", "WAL appends with fsync vs raw fdatasync, and replay speed"),
+    "node": (
+        "benchmarks.node.__main__",
+        "etcdctl check perf against three etcdref members and three etcd members, CPU per write",
+    ),
     "mvcc": ("benchmarks.mvcc_backend", "LMDB keyspace: puts, ranges, compaction with many keys"),
     "linearizability": (
         "benchmarks.linearizability_checker",

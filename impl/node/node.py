@@ -108,6 +108,7 @@ from spec.raft.io import (
     Input,
     Output,
     Propose,
+    ProposeBatch,
     ProposeConfigurationChange,
     Receive,
     RefusalReason,
@@ -142,6 +143,11 @@ QUEUED_INPUTS_MAX: Final = 20_000
 # A member change the spec refused for now (one pending, no commit in this term yet) is tried
 # again each tick, up to this many times (about 5 s at the default heartbeat).
 CHANGE_RETRY_TICKS_MAX: Final = 50
+# The spec's in-memory log is compacted (CompactLog, no snapshot file) once it holds this many
+# entries more than the node needs: entries every follower has (or, on a follower, all but this
+# many applied ones), yet never more than --experimental-snapshot-catchup-entries behind applied.
+# Short logs keep the spec's per-step work (log copies on append, membership_at) small.
+LOG_ENTRIES_IN_MEMORY_SLACK: Final = 256
 # After a snapshot reached a follower, the same follower gets no other for this long (the spec
 # asks again on each heartbeat answer until the follower reports it installed).
 SNAPSHOT_RESEND_PAUSE_SECONDS: Final = 3.0
@@ -235,6 +241,7 @@ class Node:
         self.wal: Wal
         self.keyspace: LmdbKeyspace
         self.snapshotter: Snapshotter
+        self._snapshot_index = 0  # index of the newest snapshot persisted (snap file + WAL record)
         self.transport: PeerTransport | None = None
         # Figures the API reads without the raft loop (plain ints: atomic to read).
         self.term = 0
@@ -383,6 +390,7 @@ class Node:
         point = SnapshotPoint()
         if raft_snapshot is not None:
             point = SnapshotPoint(raft_snapshot.index, raft_snapshot.term)
+            self._snapshot_index = raft_snapshot.index
         try:  # read only: nothing is repaired before the directory is known to be ours
             metadata = read_wal(self.wal_dir, point).contents.metadata
         except WalError as error:
@@ -681,8 +689,16 @@ class Node:
     def _turn(self, batch: list[tuple[str, object]]) -> None:
         output = NOTHING
         local_reads: list[_PendingRead] = []
+        proposals: list[bytes] = []  # consecutive proposals, stepped as one ProposeBatch
         for kind, payload in batch:
             event: Input | None = None
+            if kind in ("propose", "forwarded"):
+                assert isinstance(payload, bytes)
+                proposals.append(payload)
+                continue
+            if proposals:
+                output = output.then(self._step(ProposeBatch(tuple(proposals))))
+                proposals = []
             if kind == "tick":
                 event = Tick()
                 self._publish_attributes()
@@ -699,9 +715,6 @@ class Node:
             elif kind == "message":
                 assert isinstance(payload, MESSAGE_CLASSES)
                 event = Receive(payload)  # type: ignore[arg-type]
-            elif kind in ("propose", "forwarded"):
-                assert isinstance(payload, bytes)
-                event = Propose(payload)
             elif kind == "read":
                 assert isinstance(payload, _PendingRead)
                 output = output.then(self._request_read(payload))
@@ -731,6 +744,8 @@ class Node:
                 event = Receive(snapshot_message)
             if event is not None:
                 output = output.then(self._step(event))
+        if proposals:
+            output = output.then(self._step(ProposeBatch(tuple(proposals))))
         self._carry_out(output)
         for received in self._received_snapshots.values():
             received.unlink(missing_ok=True)  # not installed: the spec had those entries already
@@ -848,6 +863,7 @@ class Node:
         received = self._received_snapshots.pop(snapshot.index, None)
         assert received is not None, "the spec installs only snapshots that came with a keyspace"
         persist_snapshot(self.snapshotter, self.wal, self._raft_snapshot(snapshot))
+        self._snapshot_index = snapshot.index
         self._replace_keyspace(received)
         self.applied_index = self.keyspace.consistent_index()
         self._connect_peers()
@@ -1309,19 +1325,43 @@ class Node:
             pending.future.set_result(outcome.error)
 
     def _maybe_compact(self) -> Output:
-        """Snapshot every --snapshot-count applied entries, keeping catch-up entries in the log."""
+        """Keep the spec's in-memory log short (`_compaction_index`), and persist a snapshot every
+        --snapshot-count applied entries at the point the in-memory log starts from (the WAL
+        replays from it; the keyspace has applied at least that far)."""
+        output = NOTHING
         applied = self.state.applied_index
-        if not snapshot_due(applied, self.state.log.snapshot.index, self.config.snapshot_count):
-            return NOTHING
-        index = applied - self.config.snapshot_catch_up_entries
-        term = self.state.log.term_at(index)
-        if index <= self.state.log.snapshot.index or term is None:
-            return NOTHING
-        self.keyspace.commit(self.keyspace.consistent_index())
-        output = self._step(CompactLog(LogIndex(index), b""))
-        persist_snapshot(self.snapshotter, self.wal, self._raft_snapshot(self.state.log.snapshot))
-        log.info("snapshot at index %d (term %d); log compacted", index, term)
+        due = snapshot_due(applied, self._snapshot_index, self.config.snapshot_count)
+        index = self._compaction_index()
+        if due:
+            index = max(index, applied - self.config.snapshot_catch_up_entries)
+        if index > self.state.log.snapshot.index:
+            output = self._step(CompactLog(LogIndex(index), b""))
+        snapshot = self.state.log.snapshot
+        if due and snapshot.index > self._snapshot_index:
+            self.keyspace.commit(self.keyspace.consistent_index())
+            persist_snapshot(self.snapshotter, self.wal, self._raft_snapshot(snapshot))
+            self._snapshot_index = snapshot.index
+            log.info("snapshot at index %d (term %d); log compacted", snapshot.index, snapshot.term)
         return output
+
+    def _compaction_index(self) -> int:
+        """How far the in-memory log may be compacted now: on a leader, through the entries every
+        follower has; on a follower, all but LOG_ENTRIES_IN_MEMORY_SLACK applied entries; never
+        keeping more than --experimental-snapshot-catchup-entries applied ones (etcd keeps that
+        many for slow followers, which otherwise get a snapshot). 0 while the log is short."""
+        log_state = self.state.log
+        if len(log_state.entries) < 2 * LOG_ENTRIES_IN_MEMORY_SLACK:
+            return 0
+        applied = self.state.applied_index
+        index = applied - LOG_ENTRIES_IN_MEMORY_SLACK
+        leader_state = self.state.leader_state
+        if leader_state is not None and leader_state.progress:
+            slowest = min(progress.match_index for progress in leader_state.progress.values())
+            index = min(applied, slowest)
+        index = max(index, applied - self.config.snapshot_catch_up_entries)
+        if index - log_state.snapshot.index < LOG_ENTRIES_IN_MEMORY_SLACK:
+            return 0
+        return index
 
     def _publish_attributes(self) -> None:
         """Propose this member's client URLs (etcd server.publish) until one such entry applies."""

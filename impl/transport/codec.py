@@ -54,7 +54,25 @@ class FrameError(Exception):
     """A frame or payload that is not a well-formed message; the connection carrying it is closed."""
 
 
+_PLAIN_TYPES: Final = frozenset({int, bool, str, type(None)})
+# attrs class -> its field names, looked up once (messages are encoded at every append).
+_FIELD_NAMES: Final[dict[type, tuple[str, ...]]] = {}
+
+
 def _encode_value(value: object) -> object:
+    value_type: Any = type(value)
+    if value_type in _PLAIN_TYPES:
+        return value
+    if value_type is bytes:
+        return {"b": base64.b64encode(value).decode("ascii")}  # type: ignore[arg-type]
+    names = _FIELD_NAMES.get(value_type)
+    if names is None and attrs.has(value_type):
+        names = _FIELD_NAMES[value_type] = tuple(field.name for field in attrs.fields(value_type))
+    if names is not None:
+        encoded: dict[str, object] = {"@": value_type.__name__}
+        for name in names:
+            encoded[name] = _encode_value(getattr(value, name))
+        return encoded
     if isinstance(value, bytes):
         return {"b": base64.b64encode(value).decode("ascii")}
     if isinstance(value, enum.Enum):
@@ -63,13 +81,7 @@ def _encode_value(value: object) -> object:
         return {"s": sorted(_encode_value(item) for item in value)}  # type: ignore[type-var]
     if isinstance(value, tuple):
         return [_encode_value(item) for item in value]
-    value_type: Any = type(value)
-    if attrs.has(value_type):
-        encoded: dict[str, object] = {"@": value_type.__name__}
-        for field in attrs.fields(value_type):
-            encoded[field.name] = _encode_value(getattr(value, field.name))
-        return encoded
-    if value is None or isinstance(value, bool | int | str):
+    if isinstance(value, bool | int | str):
         return value
     raise TypeError(f"cannot encode {type(value).__name__}")
 
@@ -107,21 +119,20 @@ def _decode_value(value: Any, depth: int) -> object:
     cls = _CLASSES.get(value.get("@", ""))
     if cls is None:
         raise FrameError(f"unknown type {value.get('@')!r}")
-    arguments = {
-        field.name: _decode_value(value[field.name], depth + 1)
-        for field in attrs.fields(cls)
-        if field.name in value
-    }
-    for field in attrs.fields(cls):
-        expected = _FIELD_TYPES.get(str(field.type))
-        if field.name in arguments and expected is not None:
-            argument = arguments[field.name]
-            item_type = _ITEM_TYPES.get(str(field.type))
-            if not _has_type(argument, expected) or (
+    arguments = {}
+    for name, expected, item_type in _field_checks(cls):
+        if name not in value:
+            continue
+        argument = _decode_value(value[name], depth + 1)
+        if expected is not None and (
+            not _has_type(argument, expected)
+            or (
                 item_type is not None
                 and not all(_has_type(item, (item_type,)) for item in argument)  # type: ignore[attr-defined]
-            ):
-                raise FrameError(f"bad {cls.__name__}.{field.name}")
+            )
+        ):
+            raise FrameError(f"bad {cls.__name__}.{name}")
+        arguments[name] = argument
     try:
         return cls(**arguments)
     except (TypeError, AssertionError, ValueError) as error:
@@ -145,6 +156,21 @@ _FIELD_TYPES: Final[dict[str, tuple[type | None, ...]]] = {
     "frozenset[NodeId]": (frozenset,),
 }
 _ITEM_TYPES: Final[dict[str, type]] = {"tuple[Entry, ...]": Entry, "frozenset[NodeId]": int}
+
+
+_FieldCheck = tuple[str, tuple[type | None, ...] | None, type | None]
+_FIELD_CHECKS: Final[dict[type, tuple[_FieldCheck, ...]]] = {}
+
+
+def _field_checks(cls: type) -> tuple[_FieldCheck, ...]:
+    """Each field of `cls` with the types a decoded value may have (looked up once per class)."""
+    checks = _FIELD_CHECKS.get(cls)
+    if checks is None:
+        checks = _FIELD_CHECKS[cls] = tuple(
+            (field.name, _FIELD_TYPES.get(str(field.type)), _ITEM_TYPES.get(str(field.type)))
+            for field in attrs.fields(cls)
+        )
+    return checks
 
 
 def _has_type(value: object, expected: tuple[type | None, ...]) -> bool:
@@ -176,7 +202,9 @@ def decode_message(payload: bytes) -> Message:
     if isinstance(message, AppendRequest):
         # spec.raft asserts this shape (Log.merge_after) rather than refusing it, so a peer's
         # gapped or out-of-order entries would stop the raft loop: refuse the frame here.
-        expected = range(message.previous_index + 1, message.previous_index + 1 + len(message.entries))
+        expected = range(
+            message.previous_index + 1, message.previous_index + 1 + len(message.entries)
+        )
         if [entry.index for entry in message.entries] != list(expected):
             raise FrameError("append entries are not contiguous after previous_index")
     return message  # type: ignore[return-value]

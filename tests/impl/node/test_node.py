@@ -18,6 +18,8 @@ from impl.node.config import NodeConfig, cluster_id, member_id, parse_initial_cl
 from impl.node.node import Node
 from spec.errors import EtcdError
 from spec.mvcc import PutRequest, RangeRequest, RangeResponse
+from spec.raft.io import Propose, ProposeBatch
+from spec.raft.step import step as spec_step
 
 WAIT_SECONDS = 10
 
@@ -79,12 +81,16 @@ def read_prefix(node: Node, prefix: bytes = b"k") -> RangeResponse:
     return result
 
 
-def test_proposals_that_arrive_together_share_one_append_and_one_fsync(tmp_path: Path) -> None:
+def test_proposals_that_arrive_together_share_one_append_and_one_fsync(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """...and one spec step: a turn's proposals are one ProposeBatch, not one Propose each."""
     node = Node(single_member_config(tmp_path / "solo.etcd"))
     node.start()
     try:
         wait_for_leadership(node)
         saves: list[int] = []
+        proposed: list[int] = []
         original_save = node.wal.save
 
         def counting_save(hard_state: Any, entries: Any) -> None:
@@ -92,11 +98,19 @@ def test_proposals_that_arrive_together_share_one_append_and_one_fsync(tmp_path:
                 saves.append(len(entries))
             original_save(hard_state, entries)
 
+        def counting_step(state: Any, event: Any) -> Any:
+            if isinstance(event, Propose | ProposeBatch):
+                proposed.append(len(event.data) if isinstance(event, ProposeBatch) else 1)
+            return spec_step(state, event)
+
         node.wal.save = counting_save  # type: ignore[method-assign]
+        monkeypatch.setattr(node_module, "step", counting_step)
         results = put_all(node, 200)
         assert all(not isinstance(result, Exception) for result in results)
         assert sum(saves) >= 200
         assert len(saves) <= 20, f"200 proposals took {len(saves)} WAL appends: {saves}"
+        assert sum(proposed) >= 200  # and this member's own attributes, once
+        assert len(proposed) <= 20, f"200 proposals took {len(proposed)} spec steps: {proposed}"
         assert read_prefix(node).count == 200
     finally:
         node.stop()
@@ -129,6 +143,32 @@ def test_snapshots_compact_the_log_and_a_restart_applies_nothing_twice(tmp_path:
         assert after.header.revision == revision_before == 61, "an entry was applied twice or lost"
         put_all(restarted, 1, prefix=b"z")
         assert read_prefix(restarted, b"z").header.revision == 62
+    finally:
+        restarted.stop()
+
+
+def test_the_spec_log_in_memory_stays_short_without_snapshots(tmp_path: Path) -> None:
+    """The in-memory log is compacted without writing snapshot files (those wait for
+    --snapshot-count); a restart replays the WAL and applies nothing twice."""
+    config = single_member_config(tmp_path / "solo.etcd")
+    node = Node(config)
+    node.start()
+    try:
+        wait_for_leadership(node)
+        for batch in range(8):
+            put_all(node, 200, prefix=b"k%d" % batch)
+        kept = len(node.state.log.entries)
+        assert kept <= 3 * node_module.LOG_ENTRIES_IN_MEMORY_SLACK, f"{kept} entries in memory"
+        assert node.state.log.snapshot.index > 0
+    finally:
+        node.stop()
+    assert not list((config.data_dir / "member" / "snap").glob("*.snap")), "a snapshot file"
+    restarted = Node(config)
+    restarted.start()
+    try:
+        wait_for_leadership(restarted)
+        assert read_prefix(restarted).header.revision == 1601
+        assert read_prefix(restarted).count == 1600
     finally:
         restarted.stop()
 
