@@ -292,33 +292,32 @@ def _replay_run(
     term = entries[-1].term if entries else 0
     next_index = replay.last_index + 1
     index_varint, index_bytes = _varint_field(next_index)
-    # The layouts seen so far by length field, for this term and index width, for records
-    # whose crc takes 5 and 4 bytes (a crc below 2**21, 1 in 2048, is left to the rules).
-    five_byte_crc_layouts: dict[int, _EntryLayout] = {}
-    four_byte_crc_layouts: dict[int, _EntryLayout] = {}
+    # The layouts seen so far, for this term and index width, by key (see `_new_layout`).
+    # For speed, the one in use stays unpacked in locals until a frame's key differs.
+    layouts: dict[int, _EntryLayout] = {}
+    layout_key: int | None = None
     # The chain as crcmod's C function carries it (all bits inverted), and the tables that
     # turn that into the 5-byte varint of the CRC (see `_crc_varint_tables`).
     register = running_crc ^ 0xFFFFFFFF
     varint_low, varint_middle, varint_high = _CRC_VARINT_TABLES
     size = len(buffer)
+    last_frame_start = size - 16  # a frame takes 16 bytes at least
     try:
-        while offset + 16 <= size:
+        while offset <= last_frame_start:
             length_field, header = unpack_two(buffer, offset)
             if header & _FIVE_BYTE_CRC_ENTRY_MASK == _FIVE_BYTE_CRC_ENTRY:  # 15 in 16 entries
                 crc_varint = header >> 24
-                layout = five_byte_crc_layouts.get(length_field) or _new_layout(
-                    five_byte_crc_layouts, length_field, 5, term, index_bytes
-                )
+                key = length_field
             elif header & _FOUR_BYTE_CRC_ENTRY_MASK == _FOUR_BYTE_CRC_ENTRY:
                 crc_varint = header >> 24 & 0xFFFFFFFF | 0x80000000  # in its 5-byte form
-                layout = four_byte_crc_layouts.get(length_field) or _new_layout(
-                    four_byte_crc_layouts, length_field, 4, term, index_bytes
-                )
+                key = -length_field
             else:
-                layout = _NO_LAYOUT
-            if layout is not _NO_LAYOUT:
+                key = 0
+            if key != layout_key:
+                layout_key = key
                 (frame_bytes, record_end, padding, fields_at, fields, index_shift, data_at,
-                 payload_at) = layout  # fmt: skip
+                 payload_at) = layouts.get(key) or _new_layout(layouts, key, term, index_bytes)  # fmt: skip
+            if frame_bytes:  # a layout fits
                 end = offset + record_end
                 next_offset = offset + frame_bytes
                 payload_start = offset + payload_at
@@ -347,7 +346,7 @@ def _replay_run(
                             index_varint, width = _varint_field(next_index)
                             if width != index_bytes:
                                 index_bytes = width
-                                five_byte_crc_layouts, four_byte_crc_layouts = {}, {}
+                                layouts, layout_key = {}, None
                         continue
             # Not a normal entry continuing the log: a state record, or back to the rules.
             frame = read_frame(buffer, offset, register ^ 0xFFFFFFFF, record)
@@ -429,16 +428,21 @@ def _crc_varint_tables() -> tuple[list[int], list[int], list[int]]:
 
 _CRC_VARINT_TABLES: Final = _crc_varint_tables()
 
-# A layout no frame fits: the answer for a length field no normal entry of the term fits.
+# A layout no frame fits (frame_bytes 0): for a frame no normal entry of the term fits.
 _NO_LAYOUT: Final = _EntryLayout(0, 0, b"", 0, 0, 0, 0, 0)
 
 
 def _new_layout(
-    layouts: dict[int, _EntryLayout], length_field: int, crc_bytes: int, term: int, index_bytes: int
+    layouts: dict[int, _EntryLayout], key: int, term: int, index_bytes: int
 ) -> _EntryLayout:
-    """Work out the layout for a length field seen for the first time, and remember it."""
-    layout = _entry_layout(length_field, crc_bytes, term, index_bytes) or _NO_LAYOUT
-    layouts[length_field] = layout
+    """Work out the layout for a key seen for the first time, and remember it. The key is
+    the frame's length field for a record whose crc varint takes 5 bytes, minus it for 4
+    bytes, and 0 for a record that is not an entry of either kind."""
+    layout = _NO_LAYOUT
+    if key != 0:
+        crc_bytes = 5 if key > 0 else 4
+        layout = _entry_layout(abs(key), crc_bytes, term, index_bytes) or _NO_LAYOUT
+    layouts[key] = layout
     return layout
 
 
