@@ -2,7 +2,7 @@
 (***************************************************************************)
 (* Bounds for model-checking Raft with TLC, the same as models/explore.py  *)
 (* PROFILES["large"]: 3 servers, terms <= 3, logs <= 2 entries, <= 2       *)
-(* messages in flight (<= 2 copies of one), loss, one crash, no            *)
+(* messages in flight (a bag, <= 2 copies of one), loss, one crash, no    *)
 (* heartbeats, PreVote and CheckQuorum off. Like the explorer, a server    *)
 (* times out only below MaxTerm and with room in the network, a leader     *)
 (* proposes only below MaxLogLength, and states whose network overflowed   *)
