@@ -281,9 +281,9 @@ def _replay_run(
     entries = replay.entries
     if snapshot is None or replay.last_index != snapshot.index + len(entries):
         return offset, running_crc
-    # Speed: everything the loop uses is bound to a local name (a global or attribute lookup
-    # per record costs as much as a check), and a frame's length field and record header are
-    # read in one unpack.
+    # Speed: what the loop calls is bound to a local name (an attribute lookup per record
+    # costs as much as a check), and a frame's length field and record header are read in
+    # one unpack.
     unpack_two, from_bytes = _TWO_WORDS.unpack_from, int.from_bytes
     crc_update, crc_table = CRC_C_FUNCTION, CRC_C_TABLE
     append, new_tuple = entries.append, tuple.__new__
