@@ -132,9 +132,9 @@ def run_load(server: str, load: str, log_dir: Path) -> dict[str, object]:
     return {
         "server": server,
         "load": load,
-        "throughput": _find(r"Throughput is (\d+) writes/s", output),
-        "slowest": _find(r"Slowest request took ([\d.]+)s", output),
-        "stddev": _find(r"Stddev is ([\d.]+)s", output),
+        "throughput": _find(r"Throughput (?:is|too low:) (\d+) writes/s", output),
+        "slowest": _find(r"Slowest request took (?:too long: )?([\d.]+)s", output),
+        "stddev": _find(r"Stddev (?:is|too high:) ([\d.]+)s", output),
         "result": "PASS" if result.returncode == 0 and "FAIL" not in output else "FAIL",
         "writes": writes,
         "seconds": round(elapsed, 1),

@@ -804,13 +804,16 @@ class Node:
 
     def _send(self, output: Output, *, after_persistence: bool) -> None:
         assert self.transport is not None
+        messages: list[Message] = []
         for outgoing in output.messages:
             if outgoing.after_persistence != after_persistence:
                 continue
             if isinstance(outgoing.message, SnapshotRequest):
                 self._send_snapshot(outgoing.message)
             else:
-                self.transport.send(outgoing.message)
+                messages.append(outgoing.message)
+        if messages:
+            self.transport.send_all(messages)
 
     def _send_snapshot(self, message: SnapshotRequest) -> None:
         """Stream a consistent copy of the keyspace with the snapshot message (etcd

@@ -34,7 +34,7 @@ import struct
 import threading
 import time
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -309,9 +309,20 @@ class PeerTransport:
             on_done(delivered)
 
     def send(self, message: Message) -> None:
-        sender = self._senders.get(message.recipient)
-        if sender is not None:
-            sender.offer(encode_frame(KIND_RAFT, encode_message(message)))
+        self.send_all([message])
+
+    def send_all(self, messages: Sequence[Message]) -> None:
+        """Send each message to its recipient, in order: one queue item per peer for the lot (a
+        queue hand-off per message cost the raft loop more than encoding it)."""
+        frames: dict[int, list[bytes]] = {}
+        for message in messages:
+            frames.setdefault(message.recipient, []).append(
+                encode_frame(KIND_RAFT, encode_message(message))
+            )
+        for recipient, encoded in frames.items():
+            sender = self._senders.get(recipient)
+            if sender is not None:
+                sender.offer(b"".join(encoded))
 
     def forward_proposal(self, peer_id: int, data: bytes) -> bool:
         sender = self._senders.get(peer_id)

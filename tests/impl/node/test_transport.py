@@ -131,6 +131,8 @@ def test_messages_flow_between_two_transports() -> None:
         for message in EXAMPLES:
             one.send(message)  # those for member 1 have no connection here: not sent
         assert [received.get(timeout=5) for _ in to_two] == to_two
+        one.send_all(EXAMPLES)  # one queue item per peer, the same messages in the same order
+        assert [received.get(timeout=5) for _ in to_two] == to_two
         assert received.empty()
     finally:
         one.close()
