@@ -29,6 +29,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
+import attrs
 import grpc
 
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
@@ -334,9 +335,30 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
                     response = stream.responses.get(timeout=0.5)
                 except queue.Empty:
                     continue
-                yield self._response_out(response)
+                for piece in self._pieces(stream, response):
+                    yield self._response_out(piece)
         finally:
             node.call(partial(node.close_watch_stream, stream))
+
+    def _pieces(
+        self, stream: Any, response: watch.WatchResponse
+    ) -> tuple[watch.WatchResponse, ...]:
+        """A response bigger than the request limit goes in fragments when its watch asked for
+        them (etcd v3rpc sendFragments, limit --max-request-bytes plus gRPC overhead)."""
+        if response.watch_id not in stream.fragmenting or len(response.events) < 2:
+            return (response,)
+        limit = self.handlers.node.config.max_request_bytes + constants.grpc_overhead_bytes
+        event_sizes = {id(event): convert.event_out(event).ByteSize() for event in response.events}
+        empty_size = self._response_out(attrs.evolve(response, events=(), fragment=True)).ByteSize()
+
+        def size_bytes(piece: watch.WatchResponse) -> int:
+            # The protobuf size of the piece, from each event's size measured once.
+            return empty_size + sum(
+                1 + varint_size(event_sizes[id(event)]) + event_sizes[id(event)]
+                for event in piece.events
+            )
+
+        return watch.fragment(response, size_bytes, limit)
 
     def _read_requests(
         self, requests: Iterator[rpc_pb2.WatchRequest], stream: Any, context: grpc.ServicerContext
@@ -381,6 +403,11 @@ class WatchService(rpc_pb2_grpc.WatchServicer):
         message.header.member_id = node.member_id
         message.header.raft_term = node.term
         return message
+
+
+def varint_size(value: int) -> int:
+    """Bytes of `value` as a protobuf varint (7 bits a byte)."""
+    return max(1, (value.bit_length() + 6) // 7)
 
 
 def _keep_alive(node: Node, request: lease.LeaseKeepAliveRequest) -> object:

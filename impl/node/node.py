@@ -191,6 +191,9 @@ class WatchStream:
     watchers: dict[int, watch.Watcher] = attrs.field(factory=dict)
     ids: watch.WatchIds = attrs.field(factory=watch.WatchIds)
     responses: queue.Queue[watch.WatchResponse] = attrs.field(factory=queue.Queue)
+    # Watch ids whose creation asked for fragments: read by the sending thread, which splits
+    # big responses for them (etcd v3rpc sendFragments); set before any response is queued.
+    fragmenting: set[int] = attrs.field(factory=set)
 
 
 class Node:
@@ -1265,6 +1268,8 @@ class Node:
 
     def create_watch(self, stream: WatchStream, request: watch.WatchCreateRequest) -> None:
         response, watcher, stream.ids = watch.create_watcher(self.keyspace, request, stream.ids)
+        if watcher is not None and request.fragment:
+            stream.fragmenting.add(watcher.watch_id)
         stream.responses.put(response)
         if watcher is not None:
             watcher = self._catch_up(stream, watcher)
@@ -1286,6 +1291,7 @@ class Node:
         response = watch.cancel(watch_id, list(stream.watchers.values()))
         if response is not None:
             stream.watchers.pop(watch_id, None)
+            stream.fragmenting.discard(watch_id)
             stream.ids = stream.ids.released(watch_id)
             stream.responses.put(response)
 
