@@ -17,10 +17,12 @@ from __future__ import annotations
 
 import errno
 import fcntl
+import logging
 import os
 import shutil
 import struct
 import threading
+import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -51,6 +53,8 @@ from impl.wal.types import (
 )
 from spec import constants
 
+log = logging.getLogger("etcdref.wal")
+SLOW_SYNC_SECONDS = 1.0  # etcd wal warnSyncDuration
 _PREALLOCATED_NAME = "0.tmp"  # the next segment, ready to be cut to (etcd filePipeline)
 
 
@@ -452,8 +456,18 @@ class Wal:
             pass
 
     def _fdatasync(self, descriptor: int) -> None:
-        """The one place appends are made durable (a seam for the ack-before-fsync test)."""
+        """The one place appends are made durable (a seam for the ack-before-fsync test).
+
+        A sync slower than a second is logged, as etcd's WAL warns of a slow fdatasync: every
+        write in the group waits for it, and a slow disk is the commonest cause of elections.
+        """
+        began = time.monotonic()
         os.fdatasync(descriptor)
+        took = time.monotonic() - began
+        if took > SLOW_SYNC_SECONDS:
+            log.warning(
+                "slow fdatasync: took %.3f s, expected under %.0f s", took, SLOW_SYNC_SECONDS
+            )
 
     # --- segments -----------------------------------------------------------------------------
 

@@ -19,6 +19,7 @@ from impl.wal import (
     WalSnapshotError,
     read_wal,
 )
+from impl.wal import wal as wal_module
 from impl.wal.files import list_segments
 from impl.wal.record import (
     RecordType,
@@ -163,3 +164,15 @@ def read_crc_record(segment: bytes) -> int:
     (length,) = struct.unpack_from("<Q", segment)
     record.ParseFromString(segment[8 : 8 + (length & ((1 << 56) - 1))])
     return record.crc
+
+
+@pytest.mark.parametrize("threshold_seconds, warned", [(0.0, True), (3600.0, False)])
+def test_a_slow_fdatasync_is_logged(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
+    threshold_seconds: float, warned: bool,
+) -> None:  # fmt: skip
+    """etcd warns when an fdatasync takes over a second; a real sync here, the bar moved."""
+    monkeypatch.setattr(wal_module, "SLOW_SYNC_SECONDS", threshold_seconds)
+    with caplog.at_level("WARNING", logger="etcdref.wal"):
+        write_log(tmp_path / "wal", entry_count=3)
+    assert any("slow fdatasync" in record.message for record in caplog.records) is warned
