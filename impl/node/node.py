@@ -899,11 +899,12 @@ class Node:
 
     def _handle_refusals(self, output: Output) -> None:
         assert self.transport is not None
+        forwards: dict[int, list[bytes]] = {}  # leader -> proposals, sent together below
         for refusal in output.refusals:
             request = refusal.request
             if isinstance(request, Propose):
                 if refusal.leader is not None and refusal.leader != self.member_id:
-                    self.transport.forward_proposal(refusal.leader, request.data)
+                    forwards.setdefault(refusal.leader, []).append(request.data)
                 else:
                     self._fail_proposal(
                         request.data,
@@ -922,6 +923,8 @@ class Node:
                     self._reads_to_retry.append(pending)
                 else:
                     pending.future.set_result(EtcdError.TIMEOUT)
+        for leader, proposals in forwards.items():
+            self.transport.forward_proposals(leader, proposals)
 
     def _propose_change(self, request_id: int) -> Output:
         """Check a member change as etcd does before proposing it (on the raft loop, so against

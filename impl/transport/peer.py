@@ -324,11 +324,12 @@ class PeerTransport:
             if sender is not None:
                 sender.offer(b"".join(encoded))
 
-    def forward_proposal(self, peer_id: int, data: bytes) -> bool:
+    def forward_proposals(self, peer_id: int, proposals: Sequence[bytes]) -> bool:
+        """Send proposals to the leader `peer_id`, in order, as one queue item (see `send_all`)."""
         sender = self._senders.get(peer_id)
         if sender is None:
             return False
-        sender.offer(encode_frame(KIND_PROPOSAL, data))
+        sender.offer(b"".join(encode_frame(KIND_PROPOSAL, data) for data in proposals))
         return True
 
     def _accept(self) -> None:

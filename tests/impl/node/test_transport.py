@@ -139,6 +139,24 @@ def test_messages_flow_between_two_transports() -> None:
         two.close()
 
 
+def test_forwarded_proposals_arrive_in_order() -> None:
+    port_one, port_two = free_ports(2)
+    proposals: queue.Queue[bytes] = queue.Queue()
+    one = PeerTransport(
+        ("127.0.0.1", port_one), {2: ("127.0.0.1", port_two)}, lambda m: None, lambda d: None
+    )
+    two = PeerTransport(("127.0.0.1", port_two), {}, lambda m: None, proposals.put)
+    try:
+        sent = [b"put a", b"put b", b"put c"]
+        assert one.forward_proposals(2, sent)
+        assert [proposals.get(timeout=5) for _ in sent] == sent
+        assert not one.forward_proposals(3, sent), "no connection to member 3"
+        assert proposals.empty()
+    finally:
+        one.close()
+        two.close()
+
+
 def test_a_member_of_another_cluster_is_turned_away() -> None:
     """Every dialled connection opens with the sender's cluster id (etcd X-Etcd-Cluster-ID)."""
     port_one, port_two, port_three = free_ports(3)
