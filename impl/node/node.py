@@ -75,7 +75,7 @@ from impl.node.membership import (
 )
 from impl.snap import ConfState, RaftSnapshot, Snapshotter, persist_snapshot, snapshot_due
 from impl.transport.codec import MESSAGE_CLASSES
-from impl.transport.peer import PeerTransport, fetch_cluster_info
+from impl.transport.peer import PeerTransport, fetch_cluster_info, frame_bytes_max_for
 from impl.wal import Entry as WalEntry
 from impl.wal import (
     EntryType,
@@ -293,6 +293,9 @@ class Node:
                 snapshot_directory=self.snap_dir, on_snapshot=self._receive_snapshot,
                 cluster_info=self.cluster_info,
                 cluster_id=lambda: self.cluster_id if self._started else None,
+                frame_bytes_max=frame_bytes_max_for(
+                    self.config.max_request_bytes, self.settings.entries_per_message_max
+                ),
             )  # fmt: skip
         except OSError as error:
             raise NodeError(

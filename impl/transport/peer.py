@@ -52,7 +52,7 @@ KIND_CLUSTER_REQUEST: Final = 8
 KIND_CLUSTER_RESPONSE: Final = 9
 KIND_HELLO: Final = 10
 _KINDS: Final = frozenset(range(KIND_RAFT, KIND_HELLO + 1))
-FRAME_BYTES_MAX: Final = 8 * 1024 * 1024
+FRAME_BYTES_MAX: Final = 8 * 1024 * 1024  # default; a node raises it to fit its largest append
 SNAPSHOT_CHUNK_BYTES: Final = 1024 * 1024
 SNAPSHOT_BYTES_MAX: Final = 64 * 1024 * 1024 * 1024
 SNAPSHOT_ACK_TIMEOUT_SECONDS: Final = 60.0
@@ -82,14 +82,24 @@ def _read_exactly(connection: socket.socket, count: int) -> bytes | None:
     return b"".join(chunks)
 
 
-def read_frame(connection: socket.socket) -> tuple[int, bytes] | None:
+def frame_bytes_max_for(request_bytes_max: int, entries_per_message_max: int) -> int:
+    """A frame limit that holds the largest append a leader may send: that many entries, each
+    up to the request limit, base64-encoded (4/3) with room for the tagged JSON around them.
+    A lower limit would refuse a legal append over and over, and the follower would never catch up."""
+    entry_bytes_max = (request_bytes_max + 2) // 3 * 4 + 1024
+    return max(FRAME_BYTES_MAX, entries_per_message_max * entry_bytes_max + 1024 * 1024)
+
+
+def read_frame(
+    connection: socket.socket, limit_bytes: int = FRAME_BYTES_MAX
+) -> tuple[int, bytes] | None:
     """The next frame (kind, payload), None at a clean end; raises FrameError for a bad frame."""
     header = _read_exactly(connection, _HEADER.size)
     if header is None:
         return None
     length, checksum, kind = _HEADER.unpack(header)
-    if length > FRAME_BYTES_MAX:
-        raise FrameError(f"frame of {length} bytes exceeds {FRAME_BYTES_MAX}")
+    if length > limit_bytes:
+        raise FrameError(f"frame of {length} bytes exceeds {limit_bytes}")
     payload = _read_exactly(connection, length)
     if payload is None:
         raise FrameError("connection ended inside a frame")
@@ -206,8 +216,10 @@ class PeerTransport:
         on_snapshot: Callable[[SnapshotRequest, Path], None] | None = None,
         cluster_info: Callable[[], bytes | None] | None = None,
         cluster_id: Callable[[], int | None] = lambda: None,
+        frame_bytes_max: int = FRAME_BYTES_MAX,
     ) -> None:
         self._stopping = threading.Event()
+        self._frame_bytes_max = frame_bytes_max
         self._on_message = on_message
         self._on_proposal = on_proposal
         self._snapshot_directory = snapshot_directory
@@ -349,7 +361,7 @@ class PeerTransport:
     def _receive(self, connection: socket.socket) -> None:
         try:
             while not self._stopping.is_set():
-                frame = read_frame(connection)
+                frame = read_frame(connection, self._frame_bytes_max)
                 if frame is None:
                     return
                 kind, payload = frame
