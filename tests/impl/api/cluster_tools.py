@@ -4,12 +4,29 @@ from __future__ import annotations
 
 import subprocess
 import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TypeVar
 
 import grpc
 
+from conformance.launcher import LaunchedCluster
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
+from tests.impl.node.harness import EtcdrefCluster
 
 ENVIRONMENT = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
+Result = TypeVar("Result")
+
+
+def on_both(
+    root: Path, script: Callable[[list[str]], Result], size: int = 3
+) -> tuple[Result, Result]:
+    """`script(endpoints)` run against `size` etcdref members, then against `size` etcd members."""
+    with EtcdrefCluster(root, size=size) as ours:
+        ours_result = script(ours.endpoints)
+    with LaunchedCluster(size=size, extra_flags=()) as etcd:
+        etcd_result = script(etcd.endpoints)
+    return ours_result, etcd_result
 
 
 def etcdctl(endpoints: list[str], *arguments: str, stdin: str | None = None) -> str:

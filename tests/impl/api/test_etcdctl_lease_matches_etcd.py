@@ -10,8 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.launcher import LaunchedCluster
-from tests.impl.node.harness import EtcdrefCluster
+from tests.impl.api.cluster_tools import on_both
 
 pytestmark = pytest.mark.etcd
 
@@ -49,10 +48,7 @@ def lease_script(endpoints: list[str]) -> list[str]:
 
 
 def test_lease_commands_print_what_etcd_prints(tmp_path: Path) -> None:
-    with EtcdrefCluster(tmp_path) as ours:
-        ours_text = lease_script(ours.endpoints)
-    with LaunchedCluster(size=3, extra_flags=()) as etcd:
-        etcd_text = lease_script(etcd.endpoints)
+    ours_text, etcd_text = on_both(tmp_path, lease_script)
     assert ours_text == etcd_text
     assert "lease <id> keepalived with TTL(60)\n" in ours_text
     assert ours_text[-2] == "", "the expired lease's key is gone"

@@ -16,9 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.launcher import LaunchedCluster
-from tests.impl.api.cluster_tools import ENVIRONMENT
-from tests.impl.node.harness import EtcdrefCluster
+from tests.impl.api.cluster_tools import ENVIRONMENT, on_both
 
 pytestmark = pytest.mark.etcd
 QUIET_SECONDS = 2.0  # how long a waiting locker must stay silent
@@ -110,10 +108,7 @@ def lock_and_elect_script(endpoints: list[str]) -> list[str]:
 
 
 def test_lock_and_elect_behave_as_with_etcd(tmp_path: Path) -> None:
-    with EtcdrefCluster(tmp_path) as ours:
-        ours_text = lock_and_elect_script(ours.endpoints)
-    with LaunchedCluster(size=3, extra_flags=()) as etcd:
-        etcd_text = lock_and_elect_script(etcd.endpoints)
+    ours_text, etcd_text = on_both(tmp_path, lock_and_elect_script)
     assert ours_text == etcd_text
     assert "second locker waits: True" in ours_text
     assert "door/<lease>" in ours_text

@@ -9,8 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from conformance.launcher import LaunchedCluster
-from tests.impl.node.harness import EtcdrefCluster
+from tests.impl.api.cluster_tools import on_both
 
 pytestmark = pytest.mark.etcd
 ENVIRONMENT = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
@@ -61,10 +60,7 @@ def watch_script(endpoints: list[str]) -> list[str]:
 
 
 def test_watch_prints_what_etcd_prints(tmp_path: Path) -> None:
-    with EtcdrefCluster(tmp_path) as ours:
-        ours_text = watch_script(ours.endpoints)
-    with LaunchedCluster(size=3, extra_flags=()) as etcd:
-        etcd_text = watch_script(etcd.endpoints)
+    ours_text, etcd_text = on_both(tmp_path, watch_script)
     assert ours_text == etcd_text
     assert ours_text[0] == "PUT\nfoo\n1\nPUT\nfoo\n2\nDELETE\nfoo\n\n"
     assert ours_text[2].endswith("DELETE\nlive/a\n2\nlive/a\n\n"), "delete shows its previous value"

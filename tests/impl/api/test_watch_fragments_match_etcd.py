@@ -10,9 +10,8 @@ from pathlib import Path
 import grpc
 import pytest
 
-from conformance.launcher import LaunchedCluster
 from etcdpb.etcdserverpb import rpc_pb2, rpc_pb2_grpc
-from tests.impl.node.harness import EtcdrefCluster
+from tests.impl.api.cluster_tools import on_both
 
 pytestmark = pytest.mark.etcd
 VALUE = b"v" * 600_000  # four of these make one catch-up response of 2.4 MB, over 1.5 MiB
@@ -41,7 +40,8 @@ def watch_shape(endpoint: str, fragment: bool) -> list[tuple[int, bool]]:
         return shape
 
 
-def fragment_script(endpoint: str) -> list[list[tuple[int, bool]]]:
+def fragment_script(endpoints: list[str]) -> list[list[tuple[int, bool]]]:
+    endpoint = endpoints[0]
     with grpc.insecure_channel(endpoint, options=CHANNEL_OPTIONS) as channel:
         kv = rpc_pb2_grpc.KVStub(channel)
         for number in range(KEYS):
@@ -51,10 +51,7 @@ def fragment_script(endpoint: str) -> list[list[tuple[int, bool]]]:
 
 
 def test_big_catch_up_is_fragmented_as_etcd_fragments_it(tmp_path: Path) -> None:
-    with EtcdrefCluster(tmp_path, size=1) as ours:
-        ours_shapes = fragment_script(ours.endpoints[0])
-    with LaunchedCluster(size=1, extra_flags=()) as etcd:
-        etcd_shapes = fragment_script(etcd.endpoints[0])
+    ours_shapes, etcd_shapes = on_both(tmp_path, fragment_script, size=1)
     assert ours_shapes == etcd_shapes
     fragmented, whole = ours_shapes
     assert len(fragmented) > 1 and fragmented[-1][1] is False, "pieces, the last one unmarked"
