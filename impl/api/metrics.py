@@ -123,10 +123,9 @@ class NodeMetrics:
         )
 
     def instrument(self) -> None:
-        """Time the WAL's fdatasync and the keyspace's commit (wrapping the bound methods of
-        this node's WAL and keyspace objects; their code is unchanged)."""
-        wal: Any = self.node.wal
-        wal._fdatasync = _timed(wal._fdatasync, self.wal_fsync)
+        """Time the WAL's fdatasync (the WAL measures it and reports to its observer) and the
+        keyspace's commit (wrapping the bound method of this node's keyspace object)."""
+        self.node.wal.sync_observer = self.wal_fsync.observe
         keyspace: Any = self.node.keyspace
         keyspace.commit = _timed(keyspace.commit, self.backend_commit)
 

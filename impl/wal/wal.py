@@ -23,7 +23,7 @@ import shutil
 import struct
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import attrs
@@ -170,6 +170,8 @@ class Wal:
         self.metadata = metadata
         self.segment_size_bytes = segment_size_bytes
         self._lock_descriptor = lock_descriptor
+        # Told each fdatasync's duration in seconds (the node's metrics histogram), if set.
+        self.sync_observer: Callable[[float], None] | None = None
         self._metadata_bytes = _encode_metadata(metadata)
         self._tail = tail
         self._tail_descriptor = tail_descriptor
@@ -464,6 +466,8 @@ class Wal:
         began = time.monotonic()
         os.fdatasync(descriptor)
         took = time.monotonic() - began
+        if self.sync_observer is not None:
+            self.sync_observer(took)
         if took > SLOW_SYNC_SECONDS:
             log.warning(
                 "slow fdatasync: took %.3f s, expected under %.0f s", took, SLOW_SYNC_SECONDS
