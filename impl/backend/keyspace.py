@@ -33,6 +33,7 @@ from typing import Any, Final
 
 import lmdb
 
+from impl.backend.index_store import KeyIndexStore, cached_keys_max
 from impl.backend.records import (
     RecordFormatError,
     decode_key_value,
@@ -129,13 +130,14 @@ class LmdbKeyspace:
         *,
         sync: bool = True,
         map_size_bytes: int = map_size_bytes_default,
+        cached_key_indexes: int = cached_keys_max,
     ) -> None:
         self.path = Path(path)
         self._sync = sync
         self._map_size_bytes = map_size_bytes
         self._batch: Any = None  # the open write transaction of the current batch
         self._snapshot: Any = None  # a read transaction reused until the next write
-        self._indexes: dict[bytes, KeyIndex] = {}
+        self._indexes = KeyIndexStore(cached_key_indexes)
         self._keys = _SortedKeys()
         self._leases: dict[LeaseId, LeaseRecord] = {}
         self._attached: dict[LeaseId, set[bytes]] = {}
@@ -204,24 +206,31 @@ class LmdbKeyspace:
     def _rebuild(self) -> None:
         """Replay every record into a fresh key index (spec functions), and load the leases."""
         current_lease: dict[bytes, LeaseId] = {}
+        indexes: dict[bytes, KeyIndex] = {}
         with self._environment.begin() as transaction:
             for key, value in transaction.cursor(db=self._databases[b"key"]):
                 try:
                     record = decode_record(bytes(key), bytes(value))
                 except RecordFormatError as error:
                     raise BackendError(f"{self.path}: damaged record: {error}") from error
-                self._index_record(record, current_lease)
+                self._index_record(record, indexes, current_lease)
             for _, value in transaction.cursor(db=self._databases[b"lease"]):
                 lease = decode_lease(bytes(value))
                 self._leases[lease.id] = lease
+        self._indexes.put_all_packed(indexes.values())
         for key, lease_id in current_lease.items():
             if lease_id != lease_none:
                 self._attached.setdefault(lease_id, set()).add(key)
 
-    def _index_record(self, record: Record, current_lease: dict[bytes, LeaseId]) -> None:
+    def _index_record(
+        self,
+        record: Record,
+        indexes: dict[bytes, KeyIndex],
+        current_lease: dict[bytes, LeaseId],
+    ) -> None:
         key = record.key_value.key
-        index = self._indexes.get(key)
-        self._indexes[key] = key_index_restore(
+        index = indexes.get(key)
+        indexes[key] = key_index_restore(
             index,
             key,
             record.revision,
@@ -254,7 +263,7 @@ class LmdbKeyspace:
         for index in changes.key_indexes:
             if index.key not in self._indexes:
                 self._keys.add(index.key)
-            self._indexes[index.key] = index
+            self._indexes.put(index)
         for move in changes.lease_moves:
             if move.lease_detached != lease_none:
                 self._attached.get(move.lease_detached, set()).discard(move.key)
@@ -276,7 +285,7 @@ class LmdbKeyspace:
             )
             assert deleted, "compaction removes only stored records"
         for key in changes.keys_removed:
-            del self._indexes[key]
+            self._indexes.remove(key)
         self._keys.remove_all(set(changes.keys_removed))
 
     def commit(self, consistent_index: int | None = None) -> None:
@@ -387,7 +396,9 @@ class LmdbKeyspace:
 
     def key_indexes(self, start: bytes, end: bytes | None) -> Iterator[KeyIndex]:
         for key in self._keys.between(start, end):
-            yield self._indexes[key]
+            index = self._indexes.get(key)
+            assert index is not None, "every listed key has an index"
+            yield index
 
     def record(self, revision: RevisionPair) -> KeyValue:
         data = self._reader().get(revision_key(revision, False), db=self._databases[b"key"])
