@@ -48,6 +48,7 @@ assert lease_ttl_seconds_min == 2, "etcd's default minimum TTL with a 1 s electi
 
 # --- MVCC and watch (etcd mvcc/watchable_store.go, v3rpc/watch.go) -------------------------
 watch_batch_revisions_max: Final = 1000  # watchBatchMaxRevs: revisions per catch-up response
+watch_responses_queued_max: Final = 128  # chanBufLen: responses a stream holds for a slow client
 watch_stream_buffer_responses: Final = 128  # chanBufLen: a full buffer makes a watcher a victim
 watch_progress_notify_interval_ms: Final = 10 * 60 * 1000  # --experimental-watch-progress-notify-interval
 watch_fragment_size_bytes: Final = request_size_bytes_max + grpc_overhead_bytes  # split above this

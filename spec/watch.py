@@ -29,6 +29,11 @@ A watcher watches a key, a range [key, range_end), or every key from `key` on
    default) unless it was sent events since the previous tick.
 6. **Fragment**: a response at or above the size limit with two or more events is split into
    several, all but the last with `fragment=True`.
+7. **Slow clients**: when a stream already holds `watch_responses_queued_max` (128, etcd's
+   `chanBufLen`) responses its client has not taken, a synced watcher on it is not sent the
+   write: it falls behind (`fall_behind`: unsynced at its next revision, etcd's "victims") and
+   catches up from history by rule 2 once the client has taken some, so memory stays bounded
+   and no event is lost, repeated or reordered; a compaction in between cancels it as in rule 2.
 
 Events come in revision order, each exactly once, in the order of changes inside a txn.
 """
@@ -221,6 +226,16 @@ def notify(
     watcher = attrs.evolve(watcher, next_revision=Revision(revision + 1))
     response = _response(view, watcher, revision, mine)
     return response, _after_send(watcher, response)
+
+
+def fall_behind(watcher: Watcher) -> Watcher:
+    """A synced watcher whose stream is full stops being notified and catches up later (rule 7).
+
+    Its next revision is the first write it was not sent, so catching up from history delivers
+    exactly what it missed (etcd `watchableStore.notify` moving a blocked watcher to victims).
+    """
+    assert watcher.synced, "only a synced watcher is notified, so only it can fall behind"
+    return attrs.evolve(watcher, synced=False)
 
 
 def _after_send(watcher: Watcher, response: WatchResponse | None) -> Watcher:

@@ -195,6 +195,12 @@ class WatchStream:
     # big responses for them (etcd v3rpc sendFragments); set before any response is queued.
     fragmenting: set[int] = attrs.field(factory=set)
 
+    @property
+    def is_full(self) -> bool:
+        """The client has not taken `watch_responses_queued_max` responses: its watchers fall
+        behind and catch up from history later (spec.watch rule 7), so the queue stays bounded."""
+        return self.responses.qsize() >= constants.watch_responses_queued_max
+
 
 class Node:
     """A running member. `start()` opens the data directory and starts the threads; `stop()` ends them."""
@@ -707,6 +713,7 @@ class Node:
                 proposals = []
             if kind == "tick":
                 event = Tick()
+                self._continue_catching_up()
                 self._publish_attributes()
                 self._expire_leases()
                 self._notice_removal()
@@ -1286,12 +1293,25 @@ class Node:
         """Serve an unsynced watcher from the keyspace's history until it is synced (or removed)."""
         current: watch.Watcher | None = watcher
         for _ in range(WATCH_CATCH_UP_ROUNDS_MAX):
-            if current is None or current.synced:
+            if current is None or current.synced or stream.is_full:
                 break
             caught_up, current = watch.catch_up(self.keyspace, current)
             if caught_up is not None:
                 stream.responses.put(caught_up)
         return current
+
+    def _continue_catching_up(self) -> None:
+        """Each tick, watchers left behind (by a full stream, or a long history) go on catching
+        up while their stream has room (etcd's syncWatchersLoop and syncVictimsLoop)."""
+        for stream in self.watch_streams.values():
+            for watch_id, watcher in list(stream.watchers.items()):
+                if watcher.synced or stream.is_full:
+                    continue
+                caught_up = self._catch_up(stream, watcher)
+                if caught_up is None:
+                    stream.watchers.pop(watch_id, None)
+                else:
+                    stream.watchers[watch_id] = caught_up
 
     def cancel_watch(self, stream: WatchStream, watch_id: int) -> None:
         response = watch.cancel(watch_id, list(stream.watchers.values()))
@@ -1313,6 +1333,9 @@ class Node:
         for stream in self.watch_streams.values():
             for watch_id, watcher in list(stream.watchers.items()):
                 if not watcher.synced:
+                    continue
+                if stream.is_full:
+                    stream.watchers[watch_id] = watch.fall_behind(watcher)
                     continue
                 response, stream.watchers[watch_id] = watch.notify(
                     self.keyspace, watcher, revision, events

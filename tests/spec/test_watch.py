@@ -1,9 +1,12 @@
 """spec.watch rules that the model comparison does not reach: refusals, id assignment,
-progress, cancel, catch-up batching over many revisions, and fragmenting."""
+progress, cancel, catch-up batching over many revisions, fragmenting, and falling behind."""
 
 from __future__ import annotations
 
 from typing import Any
+
+from hypothesis import given
+from hypothesis import strategies as st
 
 from spec.errors import WatchCancelReason
 from spec.mvcc import (
@@ -23,6 +26,7 @@ from spec.watch import (
     cancel,
     catch_up,
     create_watcher,
+    fall_behind,
     fragment,
     notify,
     progress,
@@ -176,3 +180,50 @@ def test_progress_ticks_only_for_quiet_watches_that_asked() -> None:
     assert skipped is None and watcher.quiet_since_tick  # events went out since the last tick
     again, watcher = progress_tick(store, watcher)
     assert again is not None and again.header.revision == 3
+
+
+@given(
+    st.lists(
+        st.tuples(st.sampled_from([b"a", b"b", b"c"]), st.booleans(), st.booleans(), st.booleans()),
+        max_size=30,
+    )
+)
+def test_a_watcher_that_falls_behind_gets_the_same_events_as_one_that_never_does(
+    steps: list[tuple[bytes, bool, bool, bool]],
+) -> None:
+    """Rule 7: falling behind at any write and catching up at any later point loses, repeats
+    and reorders nothing (compared with a watcher notified of every write)."""
+    store = MemoryKeyspace()
+    request = WatchCreateRequest(key=b"a", range_end=b"c", prev_kv=True)
+    _, steady, _ = create_watcher(store, request, WatchIds())
+    _, slow, _ = create_watcher(store, request, WatchIds())
+    assert steady is not None and slow is not None
+    expected: list[Any] = []
+    received: list[Any] = []
+
+    def catch_up_once() -> None:
+        nonlocal slow
+        assert slow is not None
+        response, slow = catch_up(store, slow, batch_revisions_max=2)
+        if response is not None:
+            received.extend(response.events)
+
+    for key, delete, stream_full, reads_now in steps:
+        outcome = apply_request(store, DeleteRangeRequest(key=key) if delete else PutRequest(key=key))
+        if not isinstance(outcome, Applied) or not outcome.events:
+            continue
+        store.apply(outcome.changes)
+        revision = outcome.events[-1].kv.mod_revision
+        sent, steady = notify(store, steady, revision, outcome.events)
+        expected.extend(sent.events if sent else ())
+        assert slow is not None
+        if slow.synced and stream_full:
+            slow = fall_behind(slow)
+        elif slow.synced:
+            sent, slow = notify(store, slow, revision, outcome.events)
+            received.extend(sent.events if sent else ())
+        elif reads_now:
+            catch_up_once()
+    while slow is not None and not slow.synced:
+        catch_up_once()
+    assert received == expected
