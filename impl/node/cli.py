@@ -27,6 +27,8 @@ from impl.node.config import (
 )
 from spec import constants
 
+GC_YOUNG_OBJECTS = 10_000  # the cycle collector's first threshold in a member (Python's default: 700)
+
 
 def _urls(text: str) -> tuple[str, ...]:
     return tuple(url.strip() for url in text.split(",") if url.strip())
@@ -131,6 +133,10 @@ def node_main(argv: Sequence[str]) -> int:
     # freezing it keeps the cycle collector's full collections from walking it again and again.
     gc.collect()
     gc.freeze()
+    # A young generation of 10,000 objects instead of 700: most of a request's objects then die
+    # (by reference count) before a collection looks at them. Under `check perf --load m` this
+    # cut the collector's time per member from about 5 s to under 2 s a minute (2026-12-02).
+    gc.set_threshold(GC_YOUNG_OBJECTS, 20, 10)
 
     def on_signal(number: int, frame: FrameType | None) -> None:
         stopped.set()
