@@ -9,18 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.impl.api.cluster_tools import on_both
+from tests.impl.api.cluster_tools import ENVIRONMENT, etcdctl, on_both
 
 pytestmark = pytest.mark.etcd
-ENVIRONMENT = {"ETCDCTL_API": "3", "PATH": "/usr/bin:/bin"}
-
-
-def etcdctl(endpoints: list[str], *arguments: str) -> None:
-    subprocess.run(
-        ["etcdctl", f"--endpoints={','.join(endpoints)}", *arguments],
-        check=True, capture_output=True, timeout=30, env=ENVIRONMENT,
-    )  # fmt: skip
-
 
 def watch_for(endpoints: list[str], seconds: float, *arguments: str) -> str:
     """What `etcdctl watch ARGUMENTS` prints within `seconds` (it never exits by itself)."""
