@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from impl.node.cli import free_ports
-from impl.transport.codec import FrameError, decode_message, encode_message
+from impl.transport.codec import FrameError, decode_message, encode_message, encode_message_json
 from impl.transport.peer import KIND_RAFT, PeerTransport, encode_frame
 from spec.raft.log import Snapshot
 from spec.raft.messages import (
@@ -63,7 +63,7 @@ def test_every_message_survives_encoding(message: Message) -> None:
 
 
 def _with_field(message: Message, field: str, value: object) -> bytes:
-    raw = json.loads(encode_message(message))
+    raw = json.loads(encode_message_json(message))
     raw[field] = value
     return json.dumps(raw).encode()
 
