@@ -58,6 +58,7 @@ SNAPSHOT_BYTES_MAX: Final = 64 * 1024 * 1024 * 1024
 SNAPSHOT_ACK_TIMEOUT_SECONDS: Final = 60.0
 LINK_HEARTBEAT_SECONDS: Final = 1.0
 QUEUE_FRAMES_MAX: Final = 4096
+RECEIVE_BUFFER_BYTES: Final = 256 * 1024
 BACKOFF_SECONDS_MIN: Final = 0.05
 BACKOFF_SECONDS_MAX: Final = 2.0
 _HEADER = struct.Struct(">IIB")
@@ -65,49 +66,85 @@ _HEADER = struct.Struct(">IIB")
 log = logging.getLogger("etcdref.transport")
 
 
+# CRC-32 of each kind byte: a frame's checksum continues from it over the payload, so neither
+# side copies the payload just to put the kind in front of it.
+_KIND_CRCS: Final = tuple(zlib.crc32(bytes([kind])) for kind in range(256))
+
+
 def encode_frame(kind: int, payload: bytes) -> bytes:
-    checksum = zlib.crc32(bytes([kind]) + payload)
-    return _HEADER.pack(len(payload), checksum, kind) + payload
-
-
-def _read_exactly(connection: socket.socket, count: int) -> bytes | None:
-    chunks: list[bytes] = []
-    remaining = count
-    while remaining:
-        chunk = connection.recv(min(remaining, 1 << 20))
-        if not chunk:
-            return None
-        chunks.append(chunk)
-        remaining -= len(chunk)
-    return b"".join(chunks)
+    return _HEADER.pack(len(payload), zlib.crc32(payload, _KIND_CRCS[kind]), kind) + payload
 
 
 def frame_bytes_max_for(request_bytes_max: int, entries_per_message_max: int) -> int:
     """A frame limit that holds the largest append a leader may send: that many entries, each
-    up to the request limit, base64-encoded (4/3) with room for the tagged JSON around them.
+    up to the request limit, base64-encoded (4/3) with room for the tagged JSON around them (the
+    codec's fallback; its binary form of an append is smaller).
     A lower limit would refuse a legal append over and over, and the follower would never catch up."""
     entry_bytes_max = (request_bytes_max + 2) // 3 * 4 + 1024
     return max(FRAME_BYTES_MAX, entries_per_message_max * entry_bytes_max + 1024 * 1024)
 
 
+class FrameReader:
+    """Frames from one connection, read in chunks of up to `buffer_bytes`.
+
+    A loaded peer sends many small frames back to back; one recv for all of them costs far less
+    than two per frame. Bytes read past a frame wait here for the next call, so one reader must
+    read every frame of its connection. `buffer_bytes=0` reads exactly each frame and no more,
+    for a connection that is handed on after one frame.
+    """
+
+    def __init__(
+        self,
+        connection: socket.socket,
+        limit_bytes: int = FRAME_BYTES_MAX,
+        buffer_bytes: int = RECEIVE_BUFFER_BYTES,
+    ) -> None:
+        self._connection = connection
+        self._limit_bytes = limit_bytes
+        self._buffer_bytes = buffer_bytes
+        self._data = b""
+        self._offset = 0  # where the unread bytes of _data start
+
+    def read_frame(self) -> tuple[int, bytes] | None:
+        """The next frame (kind, payload), None at a clean end; raises FrameError for a bad frame."""
+        if len(self._data) - self._offset < _HEADER.size and not self._fill(_HEADER.size):
+            return None
+        length, checksum, kind = _HEADER.unpack_from(self._data, self._offset)
+        if length > self._limit_bytes:
+            raise FrameError(f"frame of {length} bytes exceeds {self._limit_bytes}")
+        start = self._offset + _HEADER.size
+        if len(self._data) - start < length:
+            if not self._fill(_HEADER.size + length):
+                raise FrameError("connection ended inside a frame")
+            start = _HEADER.size
+        payload = self._data[start : start + length]
+        self._offset = start + length
+        if zlib.crc32(payload, _KIND_CRCS[kind]) != checksum:
+            raise FrameError("frame checksum mismatch")
+        if kind not in _KINDS:
+            raise FrameError(f"unknown frame kind {kind}")
+        return kind, payload
+
+    def _fill(self, count: int) -> bool:
+        """Receive until at least `count` unread bytes are held; False if the peer ended first."""
+        chunks = [self._data[self._offset :]]
+        held = len(chunks[0])
+        while held < count:
+            chunk = self._connection.recv(min(max(self._buffer_bytes, count - held), 1 << 20))
+            if not chunk:
+                return False
+            chunks.append(chunk)
+            held += len(chunk)
+        self._data = b"".join(chunks)
+        self._offset = 0
+        return True
+
+
 def read_frame(
     connection: socket.socket, limit_bytes: int = FRAME_BYTES_MAX
 ) -> tuple[int, bytes] | None:
-    """The next frame (kind, payload), None at a clean end; raises FrameError for a bad frame."""
-    header = _read_exactly(connection, _HEADER.size)
-    if header is None:
-        return None
-    length, checksum, kind = _HEADER.unpack(header)
-    if length > limit_bytes:
-        raise FrameError(f"frame of {length} bytes exceeds {limit_bytes}")
-    payload = _read_exactly(connection, length)
-    if payload is None:
-        raise FrameError("connection ended inside a frame")
-    if zlib.crc32(bytes([kind]) + payload) != checksum:
-        raise FrameError("frame checksum mismatch")
-    if kind not in _KINDS:
-        raise FrameError(f"unknown frame kind {kind}")
-    return kind, payload
+    """The next frame on `connection`, reading no byte past it (see `FrameReader`)."""
+    return FrameReader(connection, limit_bytes, buffer_bytes=0).read_frame()
 
 
 def fetch_cluster_info(address: tuple[str, int], timeout_seconds: float = 2.0) -> bytes | None:
@@ -359,9 +396,10 @@ class PeerTransport:
             ).start()
 
     def _receive(self, connection: socket.socket) -> None:
+        reader = FrameReader(connection, self._frame_bytes_max)
         try:
             while not self._stopping.is_set():
-                frame = read_frame(connection, self._frame_bytes_max)
+                frame = reader.read_frame()
                 if frame is None:
                     return
                 kind, payload = frame
@@ -373,7 +411,7 @@ class PeerTransport:
                     answer = self._cluster_info() if self._cluster_info is not None else None
                     connection.sendall(encode_frame(KIND_CLUSTER_RESPONSE, answer or b""))
                 elif kind == KIND_SNAPSHOT_BEGIN:
-                    self._receive_snapshot(connection, payload)
+                    self._receive_snapshot(connection, reader, payload)
                     return
                 elif kind == KIND_HELLO:
                     self._check_hello(payload)
@@ -402,8 +440,12 @@ class PeerTransport:
         if ours is not None and theirs != ours:
             raise FrameError(f"cluster ID mismatch: a member of cluster {theirs:x}, not {ours:x}")
 
-    def _receive_snapshot(self, connection: socket.socket, begin: bytes) -> None:
-        """Receive one snapshot stream into a file, verify it, acknowledge it, hand it over."""
+    def _receive_snapshot(
+        self, connection: socket.socket, reader: FrameReader, begin: bytes
+    ) -> None:
+        """Receive one snapshot stream into a file, verify it, acknowledge it, hand it over.
+
+        Its chunks come through `reader`, which may already hold some of them."""
         if self._snapshot_directory is None or self._on_snapshot is None or len(begin) < 8:
             raise FrameError("this member does not take snapshots")
         (size,) = struct.unpack(">Q", begin[:8])
@@ -416,7 +458,7 @@ class PeerTransport:
         try:
             with open(part, "wb") as file:
                 while True:
-                    frame = read_frame(connection)
+                    frame = reader.read_frame()
                     if frame is None:
                         raise FrameError("snapshot stream ended early")
                     kind, payload = frame
