@@ -19,44 +19,42 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Iterable
-from typing import Final
+from typing import Final, cast
 
 from spec.mvcc import KeyIndex, Revision, RevisionPair
-from spec.mvcc.key_index import Generation
+from spec.mvcc.key_index import Generation, empty_generation
 
 cached_keys_max: Final = 4096
 
 # (version_count, created or None, (main, sub, main, sub, ...)) for each generation, oldest first
-_PackedGeneration = tuple[int, int | None, tuple[int, ...]]
+_PackedGeneration = tuple[int, Revision | None, tuple[int, ...]]
 _Packed = tuple[_PackedGeneration, ...]
+_EMPTY_GENERATION_PACKED: Final[_PackedGeneration] = (0, None, ())
 
 
 def pack(index: KeyIndex) -> _Packed:
-    return tuple(
-        (
-            generation.version_count,
-            generation.created,
-            tuple(number for pair in generation.revisions for number in (pair.main, pair.sub)),
-        )
-        for generation in index.generations
-    )
+    # Written as plain loops: this runs for every key a big delete writes, and nested
+    # generator expressions cost three times as much.
+    packed = []
+    for generation in index.generations:
+        flat: list[int] = []
+        for pair in generation.revisions:
+            flat.append(pair.main)
+            flat.append(pair.sub)
+        packed.append((generation.version_count, generation.created, tuple(flat)))
+    return tuple(packed)
 
 
 def unpack(key: bytes, packed: _Packed) -> KeyIndex:
-    return KeyIndex(
-        key,
-        tuple(
-            Generation(
-                version_count,
-                None if created is None else Revision(created),
-                tuple(
-                    RevisionPair(Revision(flat[place]), flat[place + 1])
-                    for place in range(0, len(flat), 2)
-                ),
-            )
-            for version_count, created, flat in packed
-        ),
-    )
+    return KeyIndex(key, tuple(_unpack_generation(generation) for generation in packed))
+
+
+def _unpack_generation(packed: _PackedGeneration) -> Generation:
+    if packed == _EMPTY_GENERATION_PACKED:
+        return empty_generation()  # a deleted key's current generation (one shared object)
+    version_count, created, flat = packed
+    mains = cast(tuple[Revision, ...], flat[0::2])
+    return Generation(version_count, created, tuple(map(RevisionPair, mains, flat[1::2])))
 
 
 class KeyIndexStore:
@@ -81,15 +79,16 @@ class KeyIndexStore:
         packed = self._packed.get(key)
         return None if packed is None else unpack(key, packed)
 
-    def put(self, index: KeyIndex) -> None:
-        """Store `index` as its key's current index, evicting the least recently written one."""
+    def put(self, index: KeyIndex) -> bool:
+        """Store `index` as its key's current index, evicting the least recently written one;
+        True if the key had no index before."""
         key = index.key
-        if self._recent.pop(key, None) is None:
-            self._packed.pop(key, None)
+        new = self._recent.pop(key, None) is None and self._packed.pop(key, None) is None
         self._recent[key] = index
         if len(self._recent) > self._cached_keys:
             evicted_key, evicted = self._recent.popitem(last=False)
             self._packed[evicted_key] = pack(evicted)
+        return new
 
     def put_all_packed(self, indexes: Iterable[KeyIndex]) -> None:
         """Store many indexes straight into the packed map (rebuilding the index on open)."""

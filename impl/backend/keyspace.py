@@ -141,11 +141,21 @@ class LmdbKeyspace:
         self._keys = _SortedKeys()
         self._leases: dict[LeaseId, LeaseRecord] = {}
         self._attached: dict[LeaseId, set[bytes]] = {}
-        self._environment, self._databases = self._open()
+        self._size_bytes: int | None = None  # the file's size as of the last commit, once read
+        self._attach()
         self._current_revision, self._compacted_revision, self._consistent_index = self._read_meta()
+        self._current_revision_in_batch = self._current_revision  # as the open batch records it
         self._rebuild()
 
     # --- opening -------------------------------------------------------------------------------
+    def _attach(self) -> None:
+        """Open the file and keep its database handles (on start, and after defragmenting)."""
+        self._environment, self._databases = self._open()
+        self._records_db = self._databases[b"key"]
+        self._leases_db = self._databases[b"lease"]
+        self._meta_db = self._databases[b"meta"]
+        self._size_bytes = None
+
     def _open(self) -> tuple[Any, dict[bytes, Any]]:
         if not self.path.parent.is_dir():
             raise BackendError(f"{self.path}: its directory {self.path.parent} does not exist")
@@ -244,16 +254,16 @@ class LmdbKeyspace:
 
     # --- writing ---------------------------------------------------------------------------------
     def apply(self, changes: Changes) -> None:
-        """Write one operation's changes into the current batch (opened if needed)."""
+        """Write one operation's changes into the current batch (opened if needed). The new
+        current revision is recorded in the batch once, when it commits."""
         self._drop_snapshot()
         if self._batch is None:
             self._batch = self._environment.begin(write=True)
         batch = self._batch
-        records, leases, meta = (self._databases[name] for name in (b"key", b"lease", b"meta"))
+        records, leases, meta = self._records_db, self._leases_db, self._meta_db
         if changes.revision is not None:
             assert changes.revision == self._current_revision + 1, "one revision per write"
             self._current_revision = changes.revision
-            batch.put(_META_CURRENT, _SIGNED.pack(changes.revision), db=meta)
         for record in changes.records:
             batch.put(
                 revision_key(record.revision, record.tombstone),
@@ -261,9 +271,8 @@ class LmdbKeyspace:
                 db=records,
             )
         for index in changes.key_indexes:
-            if index.key not in self._indexes:
+            if self._indexes.put(index):
                 self._keys.add(index.key)
-            self._indexes.put(index)
         for move in changes.lease_moves:
             if move.lease_detached != lease_none:
                 self._attached.get(move.lease_detached, set()).discard(move.key)
@@ -284,23 +293,27 @@ class LmdbKeyspace:
                 revision_key(record_id.revision, record_id.tombstone), db=records
             )
             assert deleted, "compaction removes only stored records"
-        for key in changes.keys_removed:
-            self._indexes.remove(key)
-        self._keys.remove_all(set(changes.keys_removed))
+        if changes.keys_removed:
+            for key in changes.keys_removed:
+                self._indexes.remove(key)
+            self._keys.remove_all(set(changes.keys_removed))
 
     def commit(self, consistent_index: int | None = None) -> None:
         """End the batch: record the consistent index (if given) with it and commit atomically."""
         self._drop_snapshot()
+        if self._current_revision != self._current_revision_in_batch:
+            assert self._batch is not None, "the revision moves only by a write to the batch"
+            self._batch.put(_META_CURRENT, _SIGNED.pack(self._current_revision), db=self._meta_db)
+            self._current_revision_in_batch = self._current_revision
         if consistent_index is not None:
             if self._batch is None:
                 self._batch = self._environment.begin(write=True)
-            self._batch.put(
-                _META_CONSISTENT_INDEX, _SIGNED.pack(consistent_index), db=self._databases[b"meta"]
-            )
+            self._batch.put(_META_CONSISTENT_INDEX, _SIGNED.pack(consistent_index), db=self._meta_db)
             self._consistent_index = consistent_index
         if self._batch is not None:
             self._batch.commit()
             self._batch = None
+            self._size_bytes = None
 
     def consistent_index(self) -> int:
         """The Raft index of the last entry whose changes are in the file (0 if none)."""
@@ -311,11 +324,11 @@ class LmdbKeyspace:
         self._drop_snapshot()
         if self._batch is None:
             self._batch = self._environment.begin(write=True)
-        self._batch.put(_META_HOST_PREFIX + name, value, db=self._databases[b"meta"])
+        self._batch.put(_META_HOST_PREFIX + name, value, db=self._meta_db)
 
     def host_record(self, name: bytes) -> bytes | None:
         """One of the host's records, as last written (None if never)."""
-        value = self._reader().get(_META_HOST_PREFIX + name, db=self._databases[b"meta"])
+        value = self._reader().get(_META_HOST_PREFIX + name, db=self._meta_db)
         return None if value is None else bytes(value)
 
     def close(self) -> None:
@@ -344,7 +357,7 @@ class LmdbKeyspace:
         self._environment.copy(str(temporary), compact=True)
         self._environment.close()
         os.replace(temporary, self.path)
-        self._environment, self._databases = self._open()
+        self._attach()
 
     def copy_to(self, path: Path) -> None:
         """Write a consistent copy of the keyspace, as of the last commit, to a new file at `path`
@@ -361,8 +374,13 @@ class LmdbKeyspace:
         os.close(descriptor)
 
     def size_bytes(self) -> int:
-        """The file's size (etcd Status `dbSize`)."""
-        return self.path.stat().st_size
+        """The file's size as of the last commit (etcd Status `dbSize`, and what the quota is
+        checked against). Read from the file once per commit, not on every call: the node checks
+        the quota for every write it applies. etcd too measures its backend when it commits a
+        batch (`batchTx.commit` sets `backend.size`), not when asked."""
+        if self._size_bytes is None:
+            self._size_bytes = self.path.stat().st_size
+        return self._size_bytes
 
     def size_in_use_bytes(self) -> int:
         """Bytes of pages in use (etcd Status `dbSizeInUse`): the file minus its free pages."""
@@ -401,14 +419,14 @@ class LmdbKeyspace:
             yield index
 
     def record(self, revision: RevisionPair) -> KeyValue:
-        data = self._reader().get(revision_key(revision, False), db=self._databases[b"key"])
+        data = self._reader().get(revision_key(revision, False), db=self._records_db)
         assert data is not None, f"no live record at {revision}"
         return decode_key_value(bytes(data))
 
     def records_from(self, revision: Revision) -> Iterator[Record]:
         """Records from `revision` on, read lazily: consume them before the next write."""
         reader = self._reader()
-        cursor = reader.cursor(db=self._databases[b"key"])
+        cursor = reader.cursor(db=self._records_db)
         if not cursor.set_range(revision_key_prefix(revision)):
             return
         for key, value in cursor:

@@ -17,6 +17,8 @@ or whose whole history was compacted away, has no KeyIndex at all (None).
 
 from __future__ import annotations
 
+from typing import Final
+
 import attrs
 
 from spec.mvcc.revision import Revision, RevisionPair
@@ -65,8 +67,12 @@ class KeyAt:
     version: int
 
 
+_EMPTY_GENERATION: Final = Generation(version_count=0, created=None, revisions=())
+
+
 def empty_generation() -> Generation:
-    return Generation(version_count=0, created=None, revisions=())
+    """The current generation of a deleted key (frozen, so every index shares this one object)."""
+    return _EMPTY_GENERATION
 
 
 def key_index_put(index: KeyIndex | None, key: bytes, revision: RevisionPair) -> KeyIndex:
@@ -75,24 +81,30 @@ def key_index_put(index: KeyIndex | None, key: bytes, revision: RevisionPair) ->
     etcd `keyIndex.put`: revisions only grow, and every put raises the generation's version.
     """
     if index is None:
-        index = KeyIndex(key=key, generations=(empty_generation(),))
+        return KeyIndex(key=key, generations=(Generation(1, revision.main, (revision,)),))
     assert index.key == key
-    assert revision > index.modified if _has_revisions(index) else True, "revisions only grow"
-    current = index.generations[-1]
-    created = current.created if current.created is not None else revision.main
-    grown = Generation(current.version_count + 1, created, (*current.revisions, revision))
-    return KeyIndex(key=key, generations=(*index.generations[:-1], grown))
+    return KeyIndex(key=key, generations=_generations_with_put(index, revision))
 
 
 def key_index_tombstone(index: KeyIndex, revision: RevisionPair) -> KeyIndex:
     """Record a delete: the tombstone ends the current generation and a new empty one begins.
 
     etcd `keyIndex.tombstone`; deleting a key that does not exist now is not a write at all
-    (the caller must not call this then).
+    (the caller must not call this then). The tombstone is written to the generation as a put
+    is, so it counts in `version_count`.
     """
     assert not index.generations[-1].is_empty, "only a live key can be deleted"
-    ended = key_index_put(index, index.key, revision)
-    return KeyIndex(key=index.key, generations=(*ended.generations, empty_generation()))
+    ended = _generations_with_put(index, revision)
+    return KeyIndex(key=index.key, generations=(*ended, empty_generation()))
+
+
+def _generations_with_put(index: KeyIndex, revision: RevisionPair) -> tuple[Generation, ...]:
+    """`index`'s generations with `revision` appended to the current one (starting it if empty)."""
+    assert not _has_revisions(index) or revision > index.modified, "revisions only grow"
+    current = index.generations[-1]
+    created = current.created if current.created is not None else revision.main
+    grown = Generation(current.version_count + 1, created, (*current.revisions, revision))
+    return (*index.generations[:-1], grown)
 
 
 def key_index_get(index: KeyIndex, at_revision: Revision) -> KeyAt | None:
@@ -215,4 +227,5 @@ def tombstone_revisions(index: KeyIndex) -> frozenset[RevisionPair]:
 
 
 def _has_revisions(index: KeyIndex) -> bool:
-    return any(generation.revisions for generation in index.generations)
+    # Only the last generation may be empty (KeyIndex checks it), so the first one tells.
+    return len(index.generations) > 1 or not index.generations[0].is_empty

@@ -142,7 +142,8 @@ class OverlayView:
 
     def write(self, record: Record, index: KeyIndex, lease_move: LeaseMove) -> None:
         """Add one change: its record, the key's new index, and its lease attachment."""
-        assert record.revision == self.next_revision(), "changes are written in sub order"
+        assert record.revision.main == self.write_revision, "changes are written at one revision"
+        assert record.revision.sub == len(self._records), "changes are written in sub order"
         self._records.append(record)
         self._records_by_revision[record.revision] = record.key_value
         if index.key not in self._indexes:

@@ -130,19 +130,26 @@ def delete_range(view: KeyspaceView, request: DeleteRangeRequest) -> Outcome[Del
 
 
 def write_delete_range(overlay: OverlayView, request: DeleteRangeRequest) -> DeleteRangeResponse:
-    """Tombstone every key alive in range, in key order, at the overlay's revision."""
+    """Tombstone every key alive in range, in key order, at the overlay's revision.
+
+    The keys are read while the overlay is written: each write replaces the index of the key
+    just read, and the reading goes on forward from it, so it sees what it would see in a copy
+    taken first (without holding every key's old index until the end).
+    """
     read_at = overlay.current_revision()
-    deleted: list[KeyValue] = []
-    for index in list(key_indexes_in_range(overlay, request.key, request.range_end)):
+    deleted = 0
+    prev_kvs: list[KeyValue] = []
+    for index in key_indexes_in_range(overlay, request.key, request.range_end):
         key_at = key_index_get(index, read_at)
         if key_at is None:
             continue
         previous = overlay.record(key_at.modified)
-        deleted.append(previous)
+        deleted += 1
+        if request.prev_kv:
+            prev_kvs.append(previous)
         revision = overlay.next_revision()
         tombstone = Record(revision, KeyValue(key=index.key), tombstone=True)
         lease_move = LeaseMove(index.key, previous.lease, lease_none)
         overlay.write(tombstone, key_index_tombstone(index, revision), lease_move)
-    prev_kvs = tuple(deleted) if request.prev_kv else ()
     header = ResponseHeader(revision=overlay.current_revision())
-    return DeleteRangeResponse(header=header, deleted=len(deleted), prev_kvs=prev_kvs)
+    return DeleteRangeResponse(header=header, deleted=deleted, prev_kvs=tuple(prev_kvs))

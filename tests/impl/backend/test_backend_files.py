@@ -166,3 +166,20 @@ def test_hash_is_crc32c_of_bucket_name_then_each_record_key_and_value(tmp_path: 
         assert isinstance(answer, KeyspaceHash)
         assert answer.hash == crc32c(layout)
         assert (answer.revision, answer.compact_revision) == (3, -1)
+
+
+def test_the_size_is_the_file_size_as_of_the_last_commit(tmp_path: Path) -> None:
+    """size_bytes is read from the file once per commit (the quota check asks on every write)."""
+    path = tmp_path / "db"
+    store = LmdbKeyspace(path, sync=False)
+    store.commit()
+    empty_size = committed_size = store.size_bytes()
+    assert empty_size == path.stat().st_size
+    for round_number in range(3):
+        write(store, *(PutRequest(key=b"k%d" % number, value=b"v" * 2000) for number in range(50)))
+        assert store.size_bytes() == committed_size  # this batch is not committed yet
+        store.commit(round_number)
+        committed_size = store.size_bytes()
+        assert committed_size == path.stat().st_size
+    assert committed_size > empty_size
+    store.close()
