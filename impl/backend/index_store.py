@@ -29,6 +29,7 @@ cached_keys_max: Final = 4096
 # (version_count, created or None, (main, sub, main, sub, ...)) for each generation, oldest first
 _PackedGeneration = tuple[int, Revision | None, tuple[int, ...]]
 _Packed = tuple[_PackedGeneration, ...]
+_EMPTY_GENERATION: Final = empty_generation()
 _EMPTY_GENERATION_PACKED: Final[_PackedGeneration] = (0, None, ())
 
 
@@ -37,6 +38,9 @@ def pack(index: KeyIndex) -> _Packed:
     # generator expressions cost three times as much.
     packed = []
     for generation in index.generations:
+        if generation is _EMPTY_GENERATION:
+            packed.append(_EMPTY_GENERATION_PACKED)  # shared, as the generation itself is
+            continue
         flat: list[int] = []
         for pair in generation.revisions:
             flat.append(pair.main)
@@ -51,7 +55,7 @@ def unpack(key: bytes, packed: _Packed) -> KeyIndex:
 
 def _unpack_generation(packed: _PackedGeneration) -> Generation:
     if packed == _EMPTY_GENERATION_PACKED:
-        return empty_generation()  # a deleted key's current generation (one shared object)
+        return _EMPTY_GENERATION  # a deleted key's current generation (one shared object)
     version_count, created, flat = packed
     mains = cast(tuple[Revision, ...], flat[0::2])
     return Generation(version_count, created, tuple(map(RevisionPair, mains, flat[1::2])))

@@ -17,6 +17,8 @@ from spec.mvcc import KeyValue, LeaseId, LeaseRecord, Record, RecordId, Revision
 REVISION_KEY_BYTES = 17
 TOMBSTONE_MARK = b"t"
 _REVISION = struct.Struct(">Q")
+_REVISION_KEY = struct.Struct(">Q1sQ")  # main, "_", sub
+_REVISION_KEY_TOMBSTONE = struct.Struct(">Q1sQ1s")  # main, "_", sub, "t"
 _LEASE = struct.Struct(">qq")
 _LEASE_ID = struct.Struct(">q")
 
@@ -26,8 +28,9 @@ class RecordFormatError(ValueError):
 
 
 def revision_key(revision: RevisionPair, tombstone: bool) -> bytes:
-    key = _REVISION.pack(revision.main) + b"_" + _REVISION.pack(revision.sub)
-    return key + TOMBSTONE_MARK if tombstone else key
+    if tombstone:
+        return _REVISION_KEY_TOMBSTONE.pack(revision.main, b"_", revision.sub, TOMBSTONE_MARK)
+    return _REVISION_KEY.pack(revision.main, b"_", revision.sub)
 
 
 def revision_key_prefix(main: Revision) -> bytes:

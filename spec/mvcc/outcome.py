@@ -51,4 +51,4 @@ def event_for_record(record: Record) -> Event:
 
 def events_for_changes(changes: Changes) -> tuple[Event, ...]:
     """The events of a write, in the order its changes were made (sub revision order)."""
-    return tuple(event_for_record(record) for record in changes.records)
+    return tuple(map(event_for_record, changes.records))
