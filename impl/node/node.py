@@ -54,6 +54,7 @@ from impl.api.convert import (
     publish_request_out,
 )
 from impl.backend.keyspace import BackendError, LmdbKeyspace, read_host_records
+from impl.collector import collector_paused
 from impl.node.config import NodeConfig, host_port
 from impl.node.membership import (
     ClusterInfo,
@@ -1031,6 +1032,26 @@ class Node:
         if not entries:
             return
         applied_through = self.keyspace.consistent_index()
+        with collector_paused():  # a batch builds many objects and no cycles
+            results = self._apply_entries(entries, applied_through)
+        last = entries[-1].index
+        if last > applied_through:
+            self.keyspace.commit(last)
+        self.applied_index = max(self.applied_index, last)
+        with self._lock:
+            futures = [
+                (self._waiting_writes.pop(request_id, None), result)
+                for request_id, result in results
+            ]
+        for future, result in futures:
+            if future is not None and not future.done():
+                future.set_result(result)
+
+    def _apply_entries(
+        self, entries: tuple[Entry, ...], applied_through: int
+    ) -> list[tuple[int, Result]]:
+        """Apply each entry after `applied_through` (the keyspace's consistent index): the
+        results for the requests waiting on them."""
         results: list[tuple[int, Result]] = []
         for entry in entries:
             if entry.index <= applied_through:
@@ -1079,18 +1100,7 @@ class Node:
                 results.append((request_id, self._quota_result(outcome.response, over_quota)))
             else:
                 results.append((request_id, outcome.error))
-        last = entries[-1].index
-        if last > applied_through:
-            self.keyspace.commit(last)
-        self.applied_index = max(self.applied_index, last)
-        with self._lock:
-            futures = [
-                (self._waiting_writes.pop(request_id, None), result)
-                for request_id, result in results
-            ]
-        for future, result in futures:
-            if future is not None and not future.done():
-                future.set_result(result)
+        return results
 
     def _apply_alarm(self, request: AlarmRequest) -> Result:
         """Apply an alarm request; the active alarms are stored with the batch, so a restarted

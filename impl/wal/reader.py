@@ -9,7 +9,6 @@ checks etcd does not make, each stated where it is made, so that damage the CRC 
 from __future__ import annotations
 
 import enum
-import gc
 import itertools
 import mmap
 import os
@@ -23,6 +22,7 @@ from google.protobuf.message import DecodeError
 from etcdpb.etcdserverpb import etcdserver_pb2
 from etcdpb.raftpb import raft_pb2
 from etcdpb.walpb import record_pb2
+from impl.collector import collector_paused
 from impl.wal.errors import WalCorruptError, WalError, WalNotFoundError, WalSnapshotError
 from impl.wal.files import SegmentName, list_segments
 from impl.wal.record import (
@@ -132,13 +132,8 @@ def read_wal(directory: Path, snapshot: SnapshotPoint | None = ZERO_SNAPSHOT) ->
     """
     # Replay builds one object per entry; the cyclic GC would rescan them all again and again
     # while the list grows (no cycles are created here), so it is paused for the read.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
+    with collector_paused():
         return _read_wal(directory, snapshot)
-    finally:
-        if collecting:
-            gc.enable()
 
 
 def _read_wal(directory: Path, snapshot: SnapshotPoint | None) -> WalReadResult:
