@@ -82,7 +82,8 @@ class _Relay:
         self._sides: dict[int, _Side] = {}
         self._arrivals: list[tuple[socket.socket, socket.socket, bytes]] = []
         self._arrivals_lock = threading.Lock()
-        self._stopping = False
+        self._stopping = False  # set under the lock: no pair is admitted after it
+        self._wake_closed = False
         self._buffer = bytearray(RELAY_CHUNK_BYTES)
         self._view = memoryview(self._buffer)
         self._thread = threading.Thread(target=self._run, name="client-relay", daemon=True)
@@ -91,13 +92,19 @@ class _Relay:
     def add(self, client: socket.socket, upstream: socket.socket, first: bytes) -> None:
         """Relay a new pair (any thread); `first` is what was read from `client` already."""
         with self._arrivals_lock:
+            if self._stopping:
+                client.close()
+                upstream.close()
+                return
             self._arrivals.append((client, upstream, first))
-        os.eventfd_write(self._wake, 1)
+            os.eventfd_write(self._wake, 1)
 
     def stop(self) -> None:
         """Close every relayed connection and end the thread (any thread)."""
-        self._stopping = True
-        os.eventfd_write(self._wake, 1)
+        with self._arrivals_lock:
+            self._stopping = True
+            if not self._wake_closed:
+                os.eventfd_write(self._wake, 1)
         self._thread.join(timeout=5)
 
     def _run(self) -> None:
@@ -116,16 +123,21 @@ class _Relay:
                         self._pump(side)
                 if self._arrivals:
                     self._admit()
+        except Exception:
+            log.exception("the client relay failed; its connections are closed")
         finally:
             for side in list(sides.values()):
                 side.socket.close()
             sides.clear()
             with self._arrivals_lock:
+                self._stopping = True
                 for client, upstream, _ in self._arrivals:
                     client.close()
                     upstream.close()
+                self._arrivals.clear()
+                self._wake_closed = True
+                os.close(self._wake)
             self._poller.close()
-            os.close(self._wake)
 
     def _admit(self) -> None:
         with self._arrivals_lock:

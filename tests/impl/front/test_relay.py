@@ -189,3 +189,10 @@ def held_for(relayed: Relayed) -> bytes:
         if side.socket.getpeername() == relayed.client.getsockname():
             return bytes(side.outgoing)
     return b""
+
+
+def test_a_pair_arriving_after_stop_is_closed_not_relayed(relayed: Relayed) -> None:
+    relayed.front.stop()
+    late_client, late_upstream = socket.socketpair()
+    relayed.front.relay.add(late_client, late_upstream, b"")  # (the wake-up fd is closed)
+    assert late_client.fileno() == -1 and late_upstream.fileno() == -1
