@@ -145,6 +145,7 @@ class LmdbKeyspace:
         self._attach()
         self._current_revision, self._compacted_revision, self._consistent_index = self._read_meta()
         self._current_revision_in_batch = self._current_revision  # as the open batch records it
+        self._consistent_index_in_batch = self._consistent_index
         self._rebuild()
 
     # --- opening -------------------------------------------------------------------------------
@@ -298,25 +299,40 @@ class LmdbKeyspace:
                 self._indexes.remove(key)
             self._keys.remove_all(set(changes.keys_removed))
 
+    def mark_applied(self, consistent_index: int) -> None:
+        """The batch now holds the changes of every Raft entry through `consistent_index`.
+
+        The index is stored by whichever commit comes next (an explicit one, or the one before a
+        copy, a defragmentation or closing), in the same transaction as those changes: the file
+        never holds an entry's changes without its index, nor the index without the changes.
+        """
+        self._consistent_index = consistent_index
+
     def commit(self, consistent_index: int | None = None) -> None:
-        """End the batch: record the consistent index (if given) with it and commit atomically."""
+        """End the batch: record the consistent index (if given, else the last one marked
+        applied) with it and commit atomically."""
         self._drop_snapshot()
         if self._current_revision != self._current_revision_in_batch:
             assert self._batch is not None, "the revision moves only by a write to the batch"
             self._batch.put(_META_CURRENT, _SIGNED.pack(self._current_revision), db=self._meta_db)
             self._current_revision_in_batch = self._current_revision
         if consistent_index is not None:
+            self._consistent_index = consistent_index
+        if self._consistent_index != self._consistent_index_in_batch:
             if self._batch is None:
                 self._batch = self._environment.begin(write=True)
-            self._batch.put(_META_CONSISTENT_INDEX, _SIGNED.pack(consistent_index), db=self._meta_db)
-            self._consistent_index = consistent_index
+            self._batch.put(
+                _META_CONSISTENT_INDEX, _SIGNED.pack(self._consistent_index), db=self._meta_db
+            )
+            self._consistent_index_in_batch = self._consistent_index
         if self._batch is not None:
             self._batch.commit()
             self._batch = None
             self._size_bytes = None
 
     def consistent_index(self) -> int:
-        """The Raft index of the last entry whose changes are in the file (0 if none)."""
+        """The Raft index of the last entry whose changes the keyspace holds (0 if none); they
+        are in the file once the batch commits (`mark_applied`)."""
         return self._consistent_index
 
     def put_host_record(self, name: bytes, value: bytes) -> None:

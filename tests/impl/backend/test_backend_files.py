@@ -54,6 +54,33 @@ def test_committed_batches_survive_and_an_uncommitted_one_does_not(tmp_path: Pat
     reopened.close()
 
 
+def test_a_marked_consistent_index_goes_with_the_next_commit_of_any_kind(tmp_path: Path) -> None:
+    """mark_applied: the index is written in the same transaction as the changes, whether the
+    commit is explicit, before a copy, or at close; a crash before it loses both."""
+    path = tmp_path / "db"
+    store = LmdbKeyspace(path, sync=False)
+    write(store, PutRequest(key=b"a"))
+    store.mark_applied(5)
+    assert store.consistent_index() == 5
+    store.copy_to(tmp_path / "copy")  # commits the batch first
+    write(store, PutRequest(key=b"b"))
+    store.mark_applied(6)
+    store._batch.abort()  # a crash before the batch commits
+    store._batch = None
+    store._environment.close()
+    for copy_or_file in (tmp_path / "copy", path):
+        reopened = LmdbKeyspace(copy_or_file, sync=False)
+        assert (reopened.consistent_index(), reopened.current_revision()) == (5, 2)
+        reopened.close()
+    store = LmdbKeyspace(path, sync=False)
+    write(store, PutRequest(key=b"b"))
+    store.mark_applied(6)
+    store.close()
+    reopened = LmdbKeyspace(path, sync=False)
+    assert (reopened.consistent_index(), reopened.current_revision()) == (6, 3)
+    reopened.close()
+
+
 def test_a_file_that_is_not_lmdb_is_refused_by_name(tmp_path: Path) -> None:
     path = tmp_path / "db"
     path.write_bytes(b"this is not a database" * 500)
