@@ -131,10 +131,11 @@ def membership_at(log: Log, index: int) -> Membership:
     of it (unlike the thesis's use-on-append rule, §4.1).
     """
     membership = log.snapshot.membership
+    configuration = EntryKind.CONFIGURATION  # looked up once: an enum member lookup is slow
     for entry in log.entries:
         if entry.index > index:
             break
-        if entry.kind is EntryKind.CONFIGURATION:
+        if entry.kind is configuration:
             change = ConfigurationChange.decode(entry.data)
             if change is not None:
                 membership = membership.apply(change)
