@@ -72,9 +72,10 @@ def test_consistent_index_not_persisted(monkeypatch: pytest.MonkeyPatch) -> None
     real_commit = LmdbKeyspace.commit
 
     def commit_without_index(self: LmdbKeyspace, consistent_index: int | None = None) -> None:
-        real_commit(self)
         if consistent_index is not None:
             self._consistent_index = consistent_index
+        self._consistent_index_in_batch = self._consistent_index  # as if written: it is not
+        real_commit(self)
 
     monkeypatch.setattr(LmdbKeyspace, "commit", commit_without_index)
     assert_caught()
