@@ -6,7 +6,8 @@ payload`. Kinds: a Raft message (`codec`), a proposal forwarded from a follower 
 second, so a peer that went away is noticed, as etcd's rafthttp does), the frames of a
 keyspace snapshot stream, a joining member's request for the cluster's members, and the hello
 that opens every connection a member dials: the sender's cluster id (8 bytes), so a member of
-another cluster that reaches this port is turned away (etcd's X-Etcd-Cluster-ID check). A frame
+another cluster that reaches this port is turned away (etcd's X-Etcd-Cluster-ID check); before
+it, a connection may only ask for the cluster's members (a joining member's question). A frame
 that is too long, fails its checksum or does not decode closes that connection and is logged;
 the node keeps running.
 
@@ -415,12 +416,18 @@ class PeerTransport:
 
     def _receive(self, connection: socket.socket) -> None:
         reader = FrameReader(connection, self._frame_bytes_max)
+        # Until the dialler has said which cluster it belongs to, only a joining member's
+        # question is answered (it cannot know the id yet); a member that does not know its
+        # own cluster id yet takes everything.
+        greeted = self._cluster_id() is None
         try:
             while not self._stopping.is_set():
                 frame = reader.read_frame()
                 if frame is None:
                     return
                 kind, payload = frame
+                if not greeted and kind not in (KIND_HELLO, KIND_CLUSTER_REQUEST):
+                    raise FrameError("a peer connection must open with its cluster id (hello)")
                 if kind == KIND_RAFT:
                     self._on_message(decode_message(payload))
                 elif kind == KIND_PROPOSAL:
@@ -433,6 +440,7 @@ class PeerTransport:
                     return
                 elif kind == KIND_HELLO:
                     self._check_hello(payload)
+                    greeted = True
                 elif kind != KIND_LINK_HEARTBEAT:
                     raise FrameError(f"unexpected frame kind {kind} on a peer connection")
         except FrameError as error:

@@ -13,7 +13,13 @@ import pytest
 
 from impl.node.cli import free_ports
 from impl.transport.codec import FrameError, decode_message, encode_message, encode_message_json
-from impl.transport.peer import KIND_RAFT, PeerTransport, encode_frame
+from impl.transport.peer import (
+    KIND_CLUSTER_REQUEST,
+    KIND_HELLO,
+    KIND_RAFT,
+    PeerTransport,
+    encode_frame,
+)
 from spec.raft.log import Snapshot
 from spec.raft.messages import (
     AppendRequest,
@@ -182,6 +188,30 @@ def test_a_member_of_another_cluster_is_turned_away() -> None:
     finally:
         for transport in (ours, stranger, friend):
             transport.close()
+
+
+def test_a_connection_that_does_not_say_its_cluster_is_turned_away() -> None:
+    """Before its hello a connection may only ask for the cluster's members (a joining member
+    does not know the cluster id yet); a Raft frame first closes it, undelivered."""
+    (port,) = free_ports(1)
+    received: queue.Queue[Message] = queue.Queue()
+    ours = PeerTransport(
+        ("127.0.0.1", port), {}, received.put, lambda d: None, cluster_id=lambda: 7
+    )
+    message = EXAMPLES[1]
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(encode_frame(KIND_RAFT, encode_message(message)))
+            assert connection.recv(1) == b"", "the connection was not closed"
+        with pytest.raises(queue.Empty):
+            received.get(timeout=0.5)
+        with socket.create_connection(("127.0.0.1", port), timeout=5) as connection:
+            connection.sendall(encode_frame(KIND_CLUSTER_REQUEST, b""))
+            connection.sendall(encode_frame(KIND_HELLO, struct.pack(">Q", 7)))
+            connection.sendall(encode_frame(KIND_RAFT, encode_message(message)))
+            assert received.get(timeout=5) == message
+    finally:
+        ours.close()
 
 
 def test_a_snapshot_stream_arrives_verified(tmp_path: Path) -> None:
