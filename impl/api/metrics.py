@@ -12,9 +12,8 @@ datascale` reads.
 from __future__ import annotations
 
 import logging
-import time
-from collections.abc import Callable, Iterator
-from typing import Any, Final
+from collections.abc import Iterator
+from typing import Final
 
 from prometheus_client import (
     CollectorRegistry,
@@ -123,22 +122,11 @@ class NodeMetrics:
         )
 
     def instrument(self) -> None:
-        """Time the WAL's fdatasync (the WAL measures it and reports to its observer) and the
-        keyspace's commit (wrapping the bound method of this node's keyspace object)."""
+        """Observe the WAL's fdatasync and the keyspace's commit durations, which the WAL and the
+        node's keyspace measure and report to their observers."""
         self.node.wal.sync_observer = self.wal_fsync.observe
-        keyspace: Any = self.node.keyspace
-        keyspace.commit = _timed(keyspace.commit, self.backend_commit)
+        self.node.keyspace_commit_observer = self.backend_commit.observe
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)
 
-
-def _timed(function: Callable[..., Any], histogram: Histogram) -> Callable[..., Any]:
-    def timed(*arguments: Any, **keywords: Any) -> Any:
-        started = time.perf_counter()
-        try:
-            return function(*arguments, **keywords)
-        finally:
-            histogram.observe(time.perf_counter() - started)
-
-    return timed

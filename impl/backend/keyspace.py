@@ -26,7 +26,8 @@ from __future__ import annotations
 import bisect
 import os
 import struct
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final
@@ -145,6 +146,8 @@ class LmdbKeyspace:
         self._attach()
         self._current_revision, self._compacted_revision, self._consistent_index = self._read_meta()
         self._current_revision_in_batch = self._current_revision  # as the open batch records it
+        # Told how long each commit that wrote a batch took (etcd's backend commit histogram).
+        self.commit_observer: Callable[[float], None] | None = None
         self._consistent_index_in_batch = self._consistent_index
         self._rebuild()
 
@@ -326,7 +329,10 @@ class LmdbKeyspace:
             )
             self._consistent_index_in_batch = self._consistent_index
         if self._batch is not None:
+            started = time.perf_counter()
             self._batch.commit()
+            if self.commit_observer is not None:
+                self.commit_observer(time.perf_counter() - started)
             self._batch = None
             self._size_bytes = None
 

@@ -263,6 +263,7 @@ class Node:
         self.commit_index = 0
         self.applied_index = 0
         self._uncommitted_entries = 0  # applied to the keyspace's batch since its last commit
+        self.keyspace_commit_observer: Callable[[float], None] | None = None  # set by metrics
         self._keyspace_committed_at = time.monotonic()
         self.is_leader = False
         self.leader_changes_seen = 0  # etcd_server_leader_changes_seen_total
@@ -348,7 +349,7 @@ class Node:
         existence marks the directory as this member's)."""
         self.snap_dir.mkdir(parents=True, exist_ok=True)
         self.snapshotter = Snapshotter(self.snap_dir)
-        self.keyspace = LmdbKeyspace(self.snap_dir / "db")
+        self.keyspace = self._open_keyspace()
         self._save_cluster_records()
         self.keyspace.commit()
         self.wal = Wal.create(self.wal_dir, WalMetadata(self.member_id, self.cluster_id))
@@ -422,7 +423,7 @@ class Node:
             raise NodeError(str(error)) from None
         self._load_cluster_records(records[_RECORD_CLUSTER], records[_RECORD_MEMBERS])
         self._check_identity(metadata.node_id, metadata.cluster_id)
-        self.keyspace = LmdbKeyspace(self.snap_dir / "db")
+        self.keyspace = self._open_keyspace()
         self.member_id, self.cluster_id = metadata.node_id, metadata.cluster_id
         membership = Membership(frozenset(NodeId(voter) for voter in self.bootstrap_voters))
         snapshot = Snapshot(LogIndex(0), Term(0), membership)
@@ -542,7 +543,7 @@ class Node:
             os.fsync(directory)
         finally:
             os.close(directory)
-        self.keyspace = LmdbKeyspace(self.snap_dir / "db")
+        self.keyspace = self._open_keyspace()
         self._load_cluster_records(
             self.keyspace.host_record(_RECORD_CLUSTER), self.keyspace.host_record(_RECORD_MEMBERS)
         )
@@ -1054,6 +1055,17 @@ class Node:
         for future, result in futures:
             if future is not None and not future.done():
                 future.set_result(result)
+
+    def _open_keyspace(self) -> LmdbKeyspace:
+        """The keyspace file, reporting its commits to `keyspace_commit_observer` (which
+        survives the keyspace being replaced by a received snapshot)."""
+        keyspace = LmdbKeyspace(self.snap_dir / "db")
+        keyspace.commit_observer = self._keyspace_committed
+        return keyspace
+
+    def _keyspace_committed(self, seconds: float) -> None:
+        if self.keyspace_commit_observer is not None:
+            self.keyspace_commit_observer(seconds)
 
     def _commit_keyspace_when_due(self) -> None:
         """Commit the keyspace's batch every KEYSPACE_COMMIT_INTERVAL_SECONDS or

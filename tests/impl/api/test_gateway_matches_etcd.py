@@ -317,6 +317,7 @@ def metrics_summary(endpoints: list[str]) -> dict[str, object]:
         "leaders": sum(value(text, "etcd_server_is_leader") for text in texts),
         "all see a leader": all(value(text, "etcd_server_has_leader") == 1 for text in texts),
         "fsyncs counted": value(texts[0], "etcd_disk_wal_fsync_duration_seconds_count") > 0,
+        "commits counted": value(texts[0], "etcd_disk_backend_commit_duration_seconds_count") > 0,
         "applied": value(texts[0], "etcd_server_proposals_applied_total") > 0,
         "buckets": re.findall(
             r'etcd_disk_wal_fsync_duration_seconds_bucket\{le="([^"]+)"', texts[0]

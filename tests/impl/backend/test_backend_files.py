@@ -210,3 +210,16 @@ def test_the_size_is_the_file_size_as_of_the_last_commit(tmp_path: Path) -> None
         assert committed_size == path.stat().st_size
     assert committed_size > empty_size
     store.close()
+
+
+def test_each_commit_that_writes_a_batch_reports_its_duration(tmp_path: Path) -> None:
+    store = LmdbKeyspace(tmp_path / "db", sync=False)
+    durations: list[float] = []
+    store.commit_observer = durations.append
+    write(store, PutRequest(key=b"a"))
+    store.commit()
+    store.commit()  # nothing to write: nothing to report
+    write(store, PutRequest(key=b"b"))
+    store.mark_applied(2)
+    store.close()
+    assert len(durations) == 2 and all(duration >= 0 for duration in durations)
