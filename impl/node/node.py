@@ -264,6 +264,7 @@ class Node:
         self.applied_index = 0
         self._uncommitted_entries = 0  # applied to the keyspace's batch since its last commit
         self.keyspace_commit_observer: Callable[[float], None] | None = None  # set by metrics
+        self._tick_queued = False  # set by the ticker, cleared by the raft loop
         self._keyspace_committed_at = time.monotonic()
         self.is_leader = False
         self.leader_changes_seen = 0  # etcd_server_leader_changes_seen_total
@@ -682,7 +683,13 @@ class Node:
             if delay > 0:
                 self._stopping.wait(delay)
             next_tick = max(next_tick + interval, time.monotonic())
-            self._inputs.put(("tick", None))
+            # A tick waiting in the queue is not joined by another (Go's time.Ticker drops ticks
+            # for a slow receiver, and etcd's raft loop reads one): a raft loop held up by a long
+            # apply must not then step a burst of ticks, which would run out election and
+            # check-quorum timers before it reads the messages queued meanwhile.
+            if not self._tick_queued:
+                self._tick_queued = True
+                self._inputs.put(("tick", None))
 
     # --- the raft loop --------------------------------------------------------------------------
 
@@ -720,6 +727,7 @@ class Node:
                 output = output.then(self._step(ProposeBatch(tuple(proposals))))
                 proposals = []
             if kind == "tick":
+                self._tick_queued = False
                 event = Tick()
                 self._commit_keyspace_when_due()
                 self._continue_catching_up()
