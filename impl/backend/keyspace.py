@@ -311,6 +311,10 @@ class LmdbKeyspace:
         """
         self._consistent_index = consistent_index
 
+    def uncommitted_entries(self) -> int:
+        """How many Raft entries were marked applied since the file last recorded an index."""
+        return self._consistent_index - self._consistent_index_in_batch
+
     def commit(self, consistent_index: int | None = None) -> None:
         """End the batch: record the consistent index (if given, else the last one marked
         applied) with it and commit atomically."""

@@ -262,7 +262,6 @@ class Node:
         self.leader: int | None = None
         self.commit_index = 0
         self.applied_index = 0
-        self._uncommitted_entries = 0  # applied to the keyspace's batch since its last commit
         self.keyspace_commit_observer: Callable[[float], None] | None = None  # set by metrics
         self._tick_queued = False  # set by the ticker, cleared by the raft loop
         self._keyspace_committed_at = time.monotonic()
@@ -911,12 +910,9 @@ class Node:
         """After the keyspace was replaced, every watcher catches up from it (etcd watchable
         store Restore: synced watchers become unsynced)."""
         for stream in self.watch_streams.values():
-            for watch_id, synced in list(stream.watchers.items()):
-                watcher = self._catch_up(stream, attrs.evolve(synced, synced=False))
-                if watcher is None:
-                    stream.watchers.pop(watch_id, None)
-                else:
-                    stream.watchers[watch_id] = watcher
+            for watch_id, watcher in stream.watchers.items():
+                stream.watchers[watch_id] = attrs.evolve(watcher, synced=False)
+        self._continue_catching_up()
 
     def _raft_snapshot(self, snapshot: Snapshot) -> RaftSnapshot:
         conf = ConfState(
@@ -1052,7 +1048,6 @@ class Node:
         last = entries[-1].index
         if last > applied_through:
             self.keyspace.mark_applied(last)
-            self._uncommitted_entries += last - applied_through
             self._commit_keyspace_when_due()
         self.applied_index = max(self.applied_index, last)
         with self._lock:
@@ -1081,17 +1076,17 @@ class Node:
         after every apply: clients are answered once an entry is applied, its durability is the
         WAL's, and after a crash the entries after the file's consistent index apply again."""
         now = time.monotonic()
-        if self._uncommitted_entries == 0:
+        uncommitted = self.keyspace.uncommitted_entries()
+        if uncommitted == 0:
             self._keyspace_committed_at = now
             return
         if (
             now - self._keyspace_committed_at < KEYSPACE_COMMIT_INTERVAL_SECONDS
-            and self._uncommitted_entries < KEYSPACE_COMMIT_ENTRIES_MAX
+            and uncommitted < KEYSPACE_COMMIT_ENTRIES_MAX
         ):
             return
         self.keyspace.commit()
         self._keyspace_committed_at = now
-        self._uncommitted_entries = 0
 
     def _apply_entries(
         self, entries: tuple[Entry, ...], applied_through: int
